@@ -1,0 +1,358 @@
+"""SQLite backend on aiosqlite: one file, WAL, one writer connection.
+
+The writer (the proxy) owns the only writable connection and batches inserts,
+one transaction per batch. Readers (the API) open the file with `mode=ro`, so
+they can never write, and WAL lets them read while the writer commits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from . import migrate
+from .base import BaseStore, StoreError
+from .rows import (
+    INSERT_COLUMNS,
+    LIST_COLUMNS,
+    body_values,
+    insert_values,
+    loads,
+    trace_dict,
+    with_bodies,
+)
+from .runs import plan_runs, session_key
+from .trace import BODY_FIELDS, Trace
+
+BUSY_TIMEOUT_MS = 5000
+_LIST = ", ".join(LIST_COLUMNS)
+_INSERT = (
+    f"INSERT INTO traces ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
+)
+_INSERT_BODY = (
+    f"INSERT INTO trace_bodies (trace_id, {', '.join(BODY_FIELDS)}) "
+    f"VALUES (?, {', '.join('?' for _ in BODY_FIELDS)})"
+)
+_UPSERT_RUN = """
+INSERT INTO runs (session_id, turns, started, last, tokens, cost_usd, provider,
+                  first_prompt_tokens, last_prompt_tokens)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (session_id) DO UPDATE SET
+    turns = excluded.turns,
+    started = min(runs.started, excluded.started),
+    last = max(runs.last, excluded.last),
+    tokens = runs.tokens + excluded.tokens,
+    cost_usd = runs.cost_usd + excluded.cost_usd,
+    provider = coalesce(runs.provider, excluded.provider),
+    last_prompt_tokens = excluded.last_prompt_tokens
+"""
+_RUN_COLUMNS = (
+    "session_id, turns, started, last, tokens, cost_usd, provider, "
+    "first_prompt_tokens, last_prompt_tokens"
+)
+_TURN_COLUMNS = (
+    "id, ts, turn, model, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
+    "cost_usd, latency_ms, ttft_ms, outcome, components"
+)
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    # SQLite caps the number of bound parameters per statement.
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SQLiteStore(BaseStore):
+    backend = "sqlite"
+
+    def __init__(self, path: str, *, readonly: bool = False) -> None:
+        super().__init__(readonly=readonly)
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, readonly={self.readonly})"
+
+    # ---- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            if self.readonly:
+                if not os.path.exists(self.path):
+                    raise StoreError(
+                        f"no llmprof database at {self.path}: start the proxy first "
+                        "(make run) or point LLMPROF_DB_URL at an existing one"
+                    )
+                db = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
+            else:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open SQLite database {self.path}: {e}") from e
+        db.row_factory = aiosqlite.Row
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db = db
+        try:
+            if self.readonly:
+                await self._check_schema()
+            else:
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await db.execute("PRAGMA foreign_keys = ON")
+                await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open: call `await store.open()` first")
+        return self._db
+
+    async def _migrate(self) -> None:
+        # BEGIN IMMEDIATE takes the write lock, so two proxies starting at once
+        # on one file apply each migration exactly once.
+        await self.db.execute(migrate.CREATE_LEDGER)
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = await self.db.execute_fetchall("SELECT name FROM schema_migrations")
+            done = {r[0] for r in rows}
+            for name, sql in migrate.migrations("sqlite"):
+                if name in done:
+                    continue
+                for statement in _statements(sql):
+                    await self.db.execute(statement)
+                await self.db.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, time.time()),
+                )
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
+    async def _check_schema(self) -> None:
+        try:
+            rows = await self.db.execute_fetchall("SELECT name FROM schema_migrations")
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path} is not an llmprof database ({e})") from e
+        if migrate.latest("sqlite") not in {r[0] for r in rows}:
+            raise StoreError(
+                f"{self.path} has an older llmprof schema: start the proxy once to migrate it"
+            )
+
+    # ---- writes ----------------------------------------------------------------
+    async def record_many(self, traces: Sequence[Trace]) -> list[int]:
+        if self.readonly:
+            raise StoreError("this store was opened read-only")
+        if not traces:
+            return []
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            uids = [t.uid for t in traces]
+            known = await self._ids_by_uid(uids)
+            fresh, seen = [], set(known)
+            for t in traces:
+                if t.uid not in seen:
+                    fresh.append(t)
+                    seen.add(t.uid)
+            if fresh:
+                sids = sorted({session_key(t) for t in fresh})
+                existing: dict[str, int] = {}
+                for part in _chunks(sids):
+                    marks = ", ".join("?" for _ in part)
+                    for row in await db.execute_fetchall(
+                        f"SELECT session_id, turns FROM runs WHERE session_id IN ({marks})", part
+                    ):
+                        existing[row[0]] = row[1]
+                assigned, deltas = plan_runs(fresh, existing)
+                pairs = zip(fresh, assigned, strict=True)
+                await db.executemany(_INSERT, [insert_values(t, s, n) for t, (s, n) in pairs])
+                new_ids = await self._ids_by_uid([t.uid for t in fresh])
+                known.update(new_ids)
+                await db.executemany(
+                    _INSERT_BODY, [(new_ids[t.uid], *body_values(t)) for t in fresh]
+                )
+                await db.executemany(
+                    _UPSERT_RUN,
+                    [
+                        (
+                            d.session_id,
+                            d.turns,
+                            d.started,
+                            d.last,
+                            d.tokens,
+                            d.cost_usd,
+                            d.provider,
+                            d.first_prompt_tokens,
+                            d.last_prompt_tokens,
+                        )
+                        for d in deltas
+                    ],
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        return [known[u] for u in uids]
+
+    async def _ids_by_uid(self, uids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in _chunks(list(uids)):
+            marks = ", ".join("?" for _ in part)
+            rows = await self.db.execute_fetchall(
+                f"SELECT uid, id FROM traces WHERE uid IN ({marks})", part
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # ---- reads -----------------------------------------------------------------
+    async def count(self) -> int:
+        rows = await self.db.execute_fetchall("SELECT count(*) FROM traces")
+        return int(rows[0][0])
+
+    async def recent(self, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+        if before is None:
+            sql, args = f"SELECT {_LIST} FROM traces ORDER BY id DESC LIMIT ?", (limit,)
+        else:
+            sql = f"SELECT {_LIST} FROM traces WHERE id < ? ORDER BY id DESC LIMIT ?"
+            args = (before, limit)
+        return [trace_dict(r) for r in await self.db.execute_fetchall(sql, args)]
+
+    async def get(self, trace_id: int) -> dict[str, Any] | None:
+        rows = await self.db.execute_fetchall(
+            f"SELECT {_LIST} FROM traces WHERE id = ?", (trace_id,)
+        )
+        if not rows:
+            return None
+        body = await self.db.execute_fetchall(
+            f"SELECT {', '.join(BODY_FIELDS)} FROM trace_bodies WHERE trace_id = ?", (trace_id,)
+        )
+        return with_bodies(trace_dict(rows[0]), body[0] if body else None)
+
+    async def _quarter_hour_buckets(self, since_ts: float) -> list[tuple]:
+        rows = await self.db.execute_fetchall(
+            """SELECT CAST(ts / 900 AS INTEGER) AS b, count(*), sum(total_tokens),
+                      sum(prompt_tokens), sum(completion_tokens), sum(cost_usd),
+                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
+               FROM traces WHERE ts >= ? GROUP BY b ORDER BY b""",
+            (since_ts,),
+        )
+        return [tuple(r) for r in rows]
+
+    async def model_summary(self) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            """SELECT model, provider, count(*) AS calls,
+                      coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+                      coalesce(sum(completion_tokens), 0) AS completion_tokens,
+                      coalesce(sum(cached_tokens), 0) AS cached_tokens,
+                      coalesce(sum(total_tokens), 0) AS tokens,
+                      round(coalesce(sum(cost_usd), 0), 6) AS cost_usd,
+                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
+                          AS unpriced_calls
+               FROM traces GROUP BY model, provider
+               ORDER BY cost_usd DESC, calls DESC, model"""
+        )
+        return [dict(r) for r in rows]
+
+    async def sessions(self, limit: int = 50, min_turns: int = 2) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE turns >= ? "
+            "ORDER BY last DESC, session_id LIMIT ?",
+            (min_turns, limit),
+        )
+        runs = [dict(r) for r in rows]
+        await self._attach_models(runs)
+        return runs
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        rows = await self.db.execute_fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id = ?", (session_id,)
+        )
+        if not rows:
+            return None
+        run = dict(rows[0])
+        await self._attach_models([run])
+        turns = await self.db.execute_fetchall(
+            f"SELECT {_TURN_COLUMNS} FROM traces WHERE session_id = ? ORDER BY turn, id",
+            (session_id,),
+        )
+        run["turns"] = [_turn_dict(r) for r in turns]
+        return run
+
+    async def _attach_models(self, runs: list[dict[str, Any]]) -> None:
+        by_id = {r["session_id"]: r for r in runs}
+        for r in runs:
+            r["cost_usd"] = round(r["cost_usd"] or 0.0, 6)
+            r["models"] = []
+        for part in _chunks(list(by_id)):
+            marks = ", ".join("?" for _ in part)
+            rows = await self.db.execute_fetchall(
+                f"SELECT DISTINCT session_id, model FROM traces WHERE session_id IN ({marks}) "
+                "AND model IS NOT NULL ORDER BY session_id, model",
+                part,
+            )
+            for sid, model in rows:
+                by_id[sid]["models"].append(model)
+
+    async def routes(self, limit: int = 15) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            """SELECT route, max(route_label) AS label, count(*) AS calls,
+                      round(coalesce(sum(cost_usd), 0), 6) AS cost_usd,
+                      coalesce(sum(total_tokens), 0) AS tokens,
+                      avg(prompt_tokens) AS avg_prompt_tokens,
+                      coalesce(sum(cached_tokens), 0) AS cached,
+                      coalesce(sum(prompt_tokens), 0) AS prompt,
+                      group_concat(DISTINCT model) AS models,
+                      min(ts) AS first_seen, max(ts) AS last_seen
+               FROM traces WHERE route IS NOT NULL GROUP BY route
+               ORDER BY cost_usd DESC, calls DESC, route LIMIT ?""",
+            (limit,),
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            cached, prompt = d.pop("cached"), d.pop("prompt")
+            d["cache_hit_ratio"] = round(cached / prompt, 4) if prompt else 0.0
+            d["models"] = sorted((d["models"] or "").split(",")) if d["models"] else []
+            if d["avg_prompt_tokens"] is not None:
+                d["avg_prompt_tokens"] = round(d["avg_prompt_tokens"], 1)
+            out.append(d)
+        return out
+
+    async def _reclaimable_totals(self) -> dict[str, Any]:
+        rows = await self.db.execute_fetchall(
+            """SELECT count(*) AS calls, sum(cost_usd) AS cost_usd,
+                      sum(reclaimable_usd) AS reclaimable_usd,
+                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
+                          AS unpriced_calls,
+                      min(ts) AS first_ts, max(ts) AS last_ts,
+                      count(DISTINCT CAST(ts / 86400 AS INTEGER)) AS active_days
+               FROM traces"""
+        )
+        return dict(rows[0])
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration file into statements (our files keep `;` out of literals)."""
+    lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _turn_dict(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["components"] = loads(d["components"]) or {}
+    return d
