@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml overrides.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python --override overrides.txt -e '.[dev]'
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --override overrides.txt \
+		--config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

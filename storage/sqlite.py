@@ -290,7 +290,7 @@ class SQLiteStore(BaseStore):
             f"SELECT {_TURN_COLUMNS} FROM traces WHERE session_id = ? ORDER BY turn, id",
             (session_id,),
         )
-        run["turns"] = [_turn_dict(r) for r in turns]
+        run["calls"] = [_turn_dict(r) for r in turns]
         return run
 
     async def _attach_models(self, runs: list[dict[str, Any]]) -> None:

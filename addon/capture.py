@@ -1,0 +1,137 @@
+"""Per-flow state on the proxy's hot path, and the snapshot handed to the writer.
+
+Everything here runs inside mitmproxy's event loop for every chunk of every LLM
+response, so it does the least it can: the tee keeps references to the chunks and
+a timestamp each, and forwards the same bytes object untouched. Parsing,
+decoding and pricing happen later, in the writer, off the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from storage.trace import new_uid
+
+# Request headers worth keeping. An allowlist, so no credential (authorization,
+# x-api-key, api-key, x-goog-api-key, cookie, proxy-authorization, ...) can ever
+# reach the database, whatever a client invents next.
+REQUEST_HEADERS = frozenset(
+    {
+        "content-type",
+        "user-agent",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "x-stainless-lang",
+        "x-stainless-package-version",
+        "x-stainless-runtime",
+        "x-stainless-runtime-version",
+        "x-stainless-retry-count",
+        "x-llmprof-session",
+    }
+)
+SESSION_HEADER = "x-llmprof-session"
+
+
+class Tee:
+    """The `flow.response.stream` callable: forwards each chunk as it arrives and
+    keeps it (up to `limit` bytes) for the writer."""
+
+    __slots__ = ("chunks", "times", "size", "limit", "overflow", "ended")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: list[bytes] = []
+        self.times: list[float] = []
+        self.size = 0
+        self.limit = limit
+        self.overflow = False
+        self.ended: float | None = None  # set when mitmproxy signals a clean end (b"")
+
+    def __call__(self, data: bytes) -> bytes:
+        try:
+            if data:
+                self.size += len(data)
+                if self.size <= self.limit:
+                    self.chunks.append(data)
+                    self.times.append(time.time())
+                else:
+                    self.overflow = True
+            else:
+                self.ended = time.time()
+        except Exception:  # noqa: BLE001 - the client's bytes must flow whatever happens here
+            pass
+        return data
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One finished LLM flow, as plain data: what the writer turns into a trace."""
+
+    uid: str
+    ts: float  # request start, epoch seconds
+    method: str
+    host: str
+    port: int
+    path: str  # without the query string (which may hold `?key=`)
+    request_headers: dict[str, str]
+    request_body: bytes | None
+    request_encoding: str | None
+    session_hint: str | None
+    status: int | None = None
+    content_type: str | None = None
+    response_encoding: str | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    chunk_times: list[float] = field(default_factory=list)
+    teed: bool = False  # the body went through the Tee (always, for recorded flows)
+    end_ts: float | None = None
+    overflow: bool = False
+    error: str | None = None  # the proxy's error message when the flow failed
+    client_abort: bool = False
+
+
+def start(flow: http.HTTPFlow) -> str | None:
+    """Take the run hint off the request (it is llmprof's, not the provider's)."""
+    hint = flow.request.headers.get(SESSION_HEADER)
+    if hint is not None:
+        del flow.request.headers[SESSION_HEADER]
+    return hint
+
+
+def snapshot(flow: http.HTTPFlow, tee: Tee | None, session_hint: str | None) -> Exchange:
+    """Freeze a finished (or failed) flow into an Exchange. Pure: no I/O, no parsing."""
+    req = flow.request
+    headers = {k.lower(): v for k, v in req.headers.items() if k.lower() in REQUEST_HEADERS}
+    ex = Exchange(
+        uid=new_uid(),
+        ts=req.timestamp_start,
+        method=req.method,
+        host=req.pretty_host,
+        port=req.port,
+        path=req.path.split("?", 1)[0],
+        request_headers=headers,
+        request_body=req.raw_content,
+        request_encoding=req.headers.get("content-encoding"),
+        session_hint=session_hint,
+    )
+    resp = flow.response
+    if resp is not None:
+        ex.status = resp.status_code
+        ex.content_type = resp.headers.get("content-type")
+        ex.response_encoding = resp.headers.get("content-encoding")
+        if tee is not None:
+            ex.chunks, ex.chunk_times, ex.overflow = tee.chunks, tee.times, tee.overflow
+            ex.teed = True
+            ex.end_ts = tee.ended or resp.timestamp_end
+        elif resp.raw_content is not None:
+            ex.chunks, ex.chunk_times = [resp.raw_content], [resp.timestamp_end or time.time()]
+            ex.end_ts = resp.timestamp_end
+    if flow.error is not None:
+        ex.error = flow.error.msg
+        ex.client_abort = "client disconnected" in flow.error.msg.lower()
+        ex.end_ts = flow.error.timestamp
+    if ex.end_ts is None:
+        ex.end_ts = time.time()
+    return ex

@@ -1,0 +1,78 @@
+"""What every provider parser returns, and the helpers they share.
+
+A provider module turns one API shape's bytes into a `Result`: the model, the
+usage in llmprof's single token convention (see `storage.trace`), the tools the
+model called, the reassembled response and any provider error. Parsers are pure
+and lenient: a field that is missing or of the wrong type is left unset, never
+guessed and never raised on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int | None = None  # all input, cache reads and writes included
+    completion_tokens: int | None = None  # all output, reasoning included
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    raw: Any = None  # the provider's usage object as received
+
+
+@dataclass(slots=True)
+class Result:
+    model: str | None = None
+    usage: Usage | None = None
+    called_tools: list[str] = field(default_factory=list)
+    response: Any = None  # the JSON body, or the message reassembled from a stream
+    error: str | None = None  # "type: message" from the provider's error body or event
+    first_content_chunk: int | None = None  # streams: network chunk of the first content event
+    finished: bool = False  # the body parsed / the stream reached its terminal event
+    output_text: str = ""  # streams: the text the model produced (for estimates)
+
+
+def as_int(value: Any) -> int | None:
+    """A non-negative int from a JSON number, else None (bools are not counts)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def load_json(text: str | bytes) -> Any:
+    """json.loads that returns None instead of raising."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def add_tool(tools: list[str], name: Any) -> None:
+    if isinstance(name, str) and name and name not in tools:
+        tools.append(name)
+
+
+def sum_known(*values: int | None) -> int | None:
+    """The sum of the counts present; None when none is."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

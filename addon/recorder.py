@@ -1,0 +1,179 @@
+"""The mitmproxy addon: options, and hooks that do almost nothing.
+
+- `tls_clienthello` leaves every non-LLM connection alone: its TLS passes through
+  untouched, never decrypted.
+- `responseheaders` tees every recorded LLM response, so each chunk reaches the
+  client the moment it arrives (SSE, chunked JSON, compressed or not).
+- `response` / `error` freeze the flow into an Exchange and enqueue it. No hook
+  awaits anything: the background writer does the rest.
+
+`load`, `configure`, `running` and `done` are sync on purpose: mitmproxy calls
+them synchronously on a script hot-reload, and `done` returns the drain task so a
+shutdown awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from mitmproxy import ctx, exceptions, http, tls
+
+import storage
+from storage import StoreError
+
+from . import capture, providers
+from .hosts import HostMatcher
+from .spool import Spool
+from .writer import Writer
+
+log = logging.getLogger("llmprof")
+FLOW_KEY = "llmprof"
+
+
+class LLMProf:
+    def __init__(self) -> None:
+        self.hosts = HostMatcher()
+        self.writer: Writer | None = None
+        self.db_url: str = ""
+
+    # ---- options ----------------------------------------------------------------
+    def load(self, loader) -> None:
+        loader.add_option(
+            "llmprof_db_url",
+            str,
+            "",
+            "Where traces go: sqlite:///path.db or postgresql://... "
+            "Empty: $LLMPROF_DB_URL, else $LLMPROF_HOME/llmprof.db (~/.llmprof by default).",
+        )
+        loader.add_option(
+            "llmprof_hosts",
+            Sequence[str],
+            [],
+            "Extra LLM hosts to intercept and record, besides the built-in providers: "
+            "a host name, *.domain, or host:port. Repeat the option for several.",
+        )
+        loader.add_option("llmprof_batch", int, 200, "Traces written per database batch.")
+        loader.add_option(
+            "llmprof_flush_ms", int, 500, "Longest wait before a partial batch is written (ms)."
+        )
+        loader.add_option(
+            "llmprof_queue",
+            int,
+            10_000,
+            "Calls waiting to be written before new ones are dropped (and counted).",
+        )
+        loader.add_option(
+            "llmprof_max_body_mb",
+            int,
+            64,
+            "Largest response body kept for parsing (MB); bigger ones pass through uncaptured.",
+        )
+        loader.add_option(
+            "llmprof_spool_mb",
+            int,
+            512,
+            "Disk budget (MB) for calls kept while the store is unavailable.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "llmprof_hosts" in updated:
+            try:
+                self.hosts = HostMatcher(opts.llmprof_hosts)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"llmprof_hosts: {e}") from e
+        for name in (
+            "llmprof_batch",
+            "llmprof_flush_ms",
+            "llmprof_queue",
+            "llmprof_max_body_mb",
+            "llmprof_spool_mb",
+        ):
+            if name in updated and getattr(opts, name) <= 0:
+                raise exceptions.OptionsError(f"{name} must be a positive number")
+        if "llmprof_db_url" in updated:
+            try:
+                self.db_url = storage.resolve_db_url(opts.llmprof_db_url or None)
+                storage.make_store(self.db_url)  # validates the URL; connects later
+            except (StoreError, RuntimeError) as e:
+                raise exceptions.OptionsError(f"llmprof_db_url: {e}") from e
+
+    def running(self) -> None:
+        if self.writer is not None:
+            return
+        opts = ctx.options
+        if not self.db_url:
+            self.db_url = storage.resolve_db_url(opts.llmprof_db_url or None)
+        url = self.db_url
+        self.writer = Writer(
+            lambda: storage.make_store(url),
+            Spool(storage.llmprof_home() / "spool", opts.llmprof_spool_mb * 1024 * 1024),
+            batch_size=opts.llmprof_batch,
+            flush_interval=opts.llmprof_flush_ms / 1000,
+            queue_size=opts.llmprof_queue,
+        )
+        self.writer.start()
+        log.info("llmprof: recording LLM calls to %s", _redact(url))
+
+    def done(self) -> asyncio.Task | None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return None
+        return asyncio.get_running_loop().create_task(writer.stop(), name="llmprof-drain")
+
+    # ---- connection and flow hooks ---------------------------------------------
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        host = data.client_hello.sni
+        port = None
+        if data.context.server.address:
+            addr_host, port = data.context.server.address
+            host = host or addr_host
+        if not self.hosts(host, port):
+            data.ignore_connection = True
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if not self.hosts(req.pretty_host, req.port) and not self.hosts(req.host, req.port):
+            return
+        if providers.detect(req.method, req.pretty_host, req.path.split("?", 1)[0]) is None:
+            return
+        flow.metadata[FLOW_KEY] = [capture.start(flow), None]  # [session hint, tee]
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = flow.metadata.get(FLOW_KEY)
+        if state is not None and self.writer is not None:
+            state[1] = flow.response.stream = capture.Tee(
+                ctx.options.llmprof_max_body_mb * 1024 * 1024
+            )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def _finish(self, flow: http.HTTPFlow) -> None:
+        state = flow.metadata.pop(FLOW_KEY, None)
+        if state is None or self.writer is None:
+            return
+        try:
+            self.writer.submit(capture.snapshot(flow, state[1], state[0]))
+        except Exception:  # noqa: BLE001 - recording must never break the client's call
+            # Host and path only: the query string may carry `?key=`.
+            req = flow.request
+            log.exception(
+                "llmprof: could not capture %s%s", req.pretty_host, req.path.split("?")[0]
+            )
+
+
+def _redact(url: str) -> str:
+    """A database URL fit for a log line: no password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

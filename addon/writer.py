@@ -1,0 +1,241 @@
+"""The background writer: one named task that turns exchanges into stored traces.
+
+Hooks only `submit()` (a non-blocking put on a bounded queue). The task takes up
+to `batch_size` exchanges or whatever arrived within `flush_interval`, builds the
+traces in a worker thread (decoding, parsing, analysis are CPU work that must not
+stall the proxy's loop), and writes them in one `record_many`. When the store
+fails, the batch goes to the durable spool and is replayed, in order, when the
+store answers again. Nothing is dropped silently: every loss is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from storage import BaseStore
+from storage.trace import Trace
+
+from .capture import Exchange
+from .extract import build_trace
+from .spool import Spool
+
+log = logging.getLogger("llmprof")
+WRITE_TIMEOUT = 30.0
+RETRY_MIN, RETRY_MAX = 0.5, 30.0
+
+
+class Writer:
+    def __init__(
+        self,
+        store_factory: Callable[[], BaseStore],
+        spool: Spool,
+        *,
+        batch_size: int = 200,
+        flush_interval: float = 0.5,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.store_factory = store_factory
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_size)
+        self.store: BaseStore | None = None
+        self.stats: Counter[str] = Counter()
+        self.problems: Counter[str] = Counter()
+        self._task: asyncio.Task | None = None
+        self._store_down_since: float | None = None
+        self._retry_at = 0.0
+        self._retry_delay = RETRY_MIN
+
+    # ---- called from hooks (the event loop's hot path) -------------------------
+    def submit(self, exchange: Exchange) -> None:
+        try:
+            self.queue.put_nowait(exchange)
+        except asyncio.QueueFull:
+            self.stats["dropped"] += 1
+            if self.stats["dropped"] in (1, 10, 100) or self.stats["dropped"] % 1000 == 0:
+                log.error(
+                    "llmprof: writer queue full (%d): %d calls dropped so far, not recorded",
+                    self.queue.maxsize,
+                    self.stats["dropped"],
+                )
+
+    # ---- lifecycle --------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="llmprof-writer")
+
+    async def stop(self) -> None:
+        """Drain every queued exchange to the store (or the spool), then close."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        while not self.queue.empty():
+            await self._process(self._take(self.batch_size))
+        if self.spool and await self._ensure_store():
+            await self._replay()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    async def _run(self) -> None:
+        # Open the store at once, so a bad database shows up at startup, not at
+        # the first call, and calls spooled by an earlier run are written first.
+        try:
+            if await self._ensure_store() and self.spool:
+                await self._replay()
+        except Exception:  # noqa: BLE001
+            log.exception("llmprof: could not replay the spool at startup")
+        while True:
+            try:
+                batch = await self._collect()
+                if batch:
+                    await self._process(batch)
+                elif self.spool and time.monotonic() >= self._retry_at:
+                    if await self._ensure_store():
+                        await self._replay()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
+                self.stats["writer_errors"] += 1
+                log.exception("llmprof: unexpected writer error (the batch was spooled)")
+
+    async def _collect(self) -> list[Exchange]:
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout=1.0)
+        except TimeoutError:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.flush_interval
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), timeout=remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    def _take(self, n: int) -> list[Exchange]:
+        out = []
+        while len(out) < n and not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
+
+    # ---- the work ---------------------------------------------------------------
+    async def _process(self, batch: list[Exchange]) -> None:
+        traces = await asyncio.to_thread(self._build, batch)
+        if traces:
+            await self._write(traces)
+
+    def _build(self, batch: list[Exchange]) -> list[Trace]:
+        traces = []
+        for ex in batch:
+            try:
+                trace, problems = build_trace(ex)
+            except Exception:  # noqa: BLE001 - a parser bug must not lose the batch
+                log.exception("llmprof: could not parse %s %s%s", ex.method, ex.host, ex.path)
+                self.stats["parse_failures"] += 1
+                continue
+            for problem in problems:
+                self._problem(problem, ex)
+            if trace is not None:
+                traces.append(trace)
+        return traces
+
+    def _problem(self, problem: str, ex: Exchange) -> None:
+        kind = problem.split(":", 1)[0]
+        self.problems[kind] += 1
+        if self.problems[kind] == 1:  # once per kind; the periodic stats line counts the rest
+            log.warning("llmprof: %s (%s %s%s)", problem, ex.method, ex.host, ex.path)
+
+    async def _write(self, traces: list[Trace]) -> None:
+        if not self.spool and await self._ensure_store():
+            try:
+                await asyncio.wait_for(self.store.record_many(traces), WRITE_TIMEOUT)
+                self.stats["recorded"] += len(traces)
+                return
+            except Exception as e:  # noqa: BLE001 - store trouble: keep the batch on disk
+                self._store_failed(e)
+        self._to_spool(traces)
+        if await self._ensure_store():
+            await self._replay()
+
+    def _to_spool(self, traces: list[Trace]) -> None:
+        try:
+            ok = self.spool.append(traces)
+        except OSError as e:
+            ok = False
+            log.error("llmprof: cannot write the spool at %s: %s", self.spool.folder, e)
+        if ok:
+            self.stats["spooled"] += len(traces)
+        else:
+            self.stats["dropped"] += len(traces)
+            log.error(
+                "llmprof: store unavailable and spool full or unwritable: %d calls dropped "
+                "(%d so far)",
+                len(traces),
+                self.stats["dropped"],
+            )
+
+    async def _replay(self) -> None:
+        for path in self.spool.files():
+            traces = await asyncio.to_thread(Spool.read, path)
+            try:
+                if traces:
+                    await asyncio.wait_for(self.store.record_many(traces), WRITE_TIMEOUT)
+            except Exception as e:  # noqa: BLE001
+                self._store_failed(e)
+                return
+            Spool.remove(path)
+            self.stats["replayed"] += len(traces)
+            self.stats["recorded"] += len(traces)
+        if self._store_down_since is not None:
+            log.warning(
+                "llmprof: store is back after %.0f s; spooled calls written",
+                time.monotonic() - self._store_down_since,
+            )
+            self._store_down_since = None
+
+    async def _ensure_store(self) -> bool:
+        if self.store is not None:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        store = self.store_factory()
+        try:
+            await asyncio.wait_for(store.open(), WRITE_TIMEOUT)
+        except Exception as e:  # noqa: BLE001
+            await _quiet_close(store)
+            self._store_failed(e)
+            return False
+        self.store = store
+        self._retry_delay = RETRY_MIN
+        return True
+
+    def _store_failed(self, error: BaseException) -> None:
+        if self._store_down_since is None:
+            self._store_down_since = time.monotonic()
+            log.error(
+                "llmprof: store unavailable, spooling calls to %s: %s", self.spool.folder, error
+            )
+        if self.store is not None:
+            store, self.store = self.store, None
+            asyncio.get_running_loop().create_task(_quiet_close(store))
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+
+
+async def _quiet_close(store: BaseStore) -> None:
+    try:
+        await store.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to save
+        pass
