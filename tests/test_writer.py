@@ -1,0 +1,122 @@
+"""The background writer: batching, the spool when the store is away, drops counted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import storage
+from addon.capture import Exchange
+from addon.spool import Spool
+from addon.writer import Writer
+
+
+def exchange(i: int, session: str | None = None) -> Exchange:
+    body = {"model": "gpt-4o", "usage": {"prompt_tokens": 100 + i, "completion_tokens": 7}}
+    return Exchange(
+        uid=f"uid-{i:04d}",
+        ts=1_700_000_000.0 + i,
+        method="POST",
+        host="api.openai.com",
+        port=443,
+        path="/v1/chat/completions",
+        request_headers={},
+        request_body=json.dumps({"model": "gpt-4o", "messages": []}).encode(),
+        request_encoding=None,
+        session_hint=session,
+        status=200,
+        content_type="application/json",
+        chunks=[json.dumps(body).encode()],
+        chunk_times=[1_700_000_000.5 + i],
+        end_ts=1_700_000_001.0 + i,
+    )
+
+
+async def test_batches_reach_the_store_in_order(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    w = Writer(
+        lambda: storage.make_store(url),
+        Spool(tmp_path / "spool", 1 << 20),
+        batch_size=7,
+        flush_interval=0.05,
+    )
+    w.start()
+    for i in range(20):
+        w.submit(exchange(i, session="s1"))
+    await asyncio.sleep(0.3)
+    await w.stop()
+    assert w.stats["recorded"] == 20 and w.stats["spooled"] == 0
+    async with storage.make_store(url, readonly=True) as s:
+        rows = await s.recent(limit=50)
+        assert [r["prompt_tokens"] for r in reversed(rows)] == [100 + i for i in range(20)]
+        run = await s.session("s1")
+        assert [c["turn"] for c in run["calls"]] == list(range(1, 21))
+
+
+async def test_store_away_spools_then_replays_exactly_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    state = {"up": False}
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+
+    def factory():
+        # While "down", point at a path that cannot be created (a file's child).
+        return storage.make_store(url if state["up"] else f"sqlite:///{blocker}/db.sqlite")
+
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    w = Writer(factory, spool, batch_size=5, flush_interval=0.02)
+    w.start()
+    for i in range(12):
+        w.submit(exchange(i))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if w.stats["spooled"] == 12:
+            break
+    assert w.stats["spooled"] == 12 and w.stats["recorded"] == 0
+    assert len(spool.files()) >= 1
+    state["up"] = True
+    w._retry_at = 0  # do not wait out the back-off in a test
+    for i in range(12, 15):
+        w.submit(exchange(i))
+    await asyncio.sleep(0.5)
+    await w.stop()
+    assert spool.files() == []
+    async with storage.make_store(url, readonly=True) as s:
+        rows = await s.recent(limit=100)
+    uids = [r["uid"] for r in reversed(rows)]
+    assert uids == [f"uid-{i:04d}" for i in range(15)]  # all of them, once, in order
+
+
+async def test_replay_of_an_already_written_file_does_not_duplicate(tmp_path):
+    from addon.extract import build_trace
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    traces = [build_trace(exchange(i))[0] for i in range(3)]
+    async with storage.make_store(url) as s:
+        await s.record_many(traces)
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    assert spool.append(traces)  # e.g. a crash between the write and the spool removal
+    w = Writer(lambda: storage.make_store(url), spool)
+    w.start()
+    await asyncio.sleep(0.3)
+    await w.stop()
+    async with storage.make_store(url, readonly=True) as s:
+        assert await s.count() == 3
+    assert spool.files() == []
+
+
+async def test_full_queue_and_full_spool_are_counted(tmp_path, caplog):
+    w = Writer(
+        lambda: storage.make_store(f"sqlite:///{tmp_path / 'd.db'}"),
+        Spool(tmp_path / "spool", 10),
+        queue_size=2,
+    )
+    for i in range(5):  # writer not started: nothing drains the queue
+        w.submit(exchange(i))
+    assert w.stats["dropped"] == 3
+    assert "writer queue full" in caplog.text
+    w._to_spool([])  # an empty batch fits
+    from addon.extract import build_trace
+
+    w._to_spool([build_trace(exchange(9))[0]])  # 10 bytes cannot hold a trace
+    assert w.stats["dropped"] == 4 and "spool full" in caplog.text
