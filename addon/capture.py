@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 
 from storage.trace import new_uid
 
@@ -92,6 +93,20 @@ class Exchange:
     client_abort: bool = False
 
 
+def _client_gone(flow: http.HTTPFlow) -> bool:
+    """Did the client hang up (rather than the upstream fail)?
+
+    mitmproxy's message does not always say ("peer closed connection" on HTTP/2),
+    but it marks the client's connection unreadable before it reports the close;
+    when the upstream fails instead, the client is still connected at this point.
+    (The upstream connection tells nothing: mitmproxy closes it itself once the
+    client has gone.)
+    """
+    if "client disconnected" in flow.error.msg.lower():
+        return True
+    return not (flow.client_conn.state & ConnectionState.CAN_READ)
+
+
 def start(flow: http.HTTPFlow) -> str | None:
     """Take the run hint off the request (it is llmprof's, not the provider's)."""
     hint = flow.request.headers.get(SESSION_HEADER)
@@ -130,7 +145,7 @@ def snapshot(flow: http.HTTPFlow, tee: Tee | None, session_hint: str | None) -> 
             ex.end_ts = resp.timestamp_end
     if flow.error is not None:
         ex.error = flow.error.msg
-        ex.client_abort = "client disconnected" in flow.error.msg.lower()
+        ex.client_abort = _client_gone(flow)
         ex.end_ts = flow.error.timestamp
     if ex.end_ts is None:
         ex.end_ts = time.time()

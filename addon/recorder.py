@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.flow import Error
 
 import storage
 from storage import StoreError
@@ -37,6 +38,9 @@ class LLMProf:
         self.hosts = HostMatcher()
         self.writer: Writer | None = None
         self.db_url: str = ""
+        # Flows between request and response/error: at shutdown, what they saw so far
+        # is recorded rather than lost.
+        self.inflight: dict[str, http.HTTPFlow] = {}
 
     # ---- options ----------------------------------------------------------------
     def load(self, loader) -> None:
@@ -118,6 +122,10 @@ class LLMProf:
         log.info("llmprof: recording LLM calls to %s", _redact(url))
 
     def done(self) -> asyncio.Task | None:
+        for flow in list(self.inflight.values()):
+            if flow.error is None:
+                flow.error = Error("llmprof: the proxy shut down before the call finished")
+            self._finish(flow)
         writer, self.writer = self.writer, None
         if writer is None:
             return None
@@ -140,6 +148,7 @@ class LLMProf:
         if providers.detect(req.method, req.pretty_host, req.path.split("?", 1)[0]) is None:
             return
         flow.metadata[FLOW_KEY] = [capture.start(flow), None]  # [session hint, tee]
+        self.inflight[flow.id] = flow
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata.get(FLOW_KEY)
@@ -156,6 +165,7 @@ class LLMProf:
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata.pop(FLOW_KEY, None)
+        self.inflight.pop(flow.id, None)
         if state is None or self.writer is None:
             return
         try:

@@ -42,11 +42,13 @@ class Writer:
         self.spool = spool
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_size)
+        # None is the stop sentinel.
+        self.queue: asyncio.Queue[Exchange | None] = asyncio.Queue(maxsize=queue_size)
         self.store: BaseStore | None = None
         self.stats: Counter[str] = Counter()
         self.problems: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._store_down_since: float | None = None
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN
@@ -68,14 +70,21 @@ class Writer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="llmprof-writer")
 
-    async def stop(self) -> None:
-        """Drain every queued exchange to the store (or the spool), then close."""
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Drain every queued exchange to the store (or the spool), then close.
+
+        The task is asked to finish, not cancelled: a batch it holds is written.
+        """
+        self._stopping = True
+        try:
+            self.queue.put_nowait(None)  # wake a waiting _collect at once
+        except asyncio.QueueFull:
+            pass  # a full queue wakes it anyway
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(self._task, timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                log.error("llmprof: writer did not finish within %.0f s", timeout)
             self._task = None
         while not self.queue.empty():
             await self._process(self._take(self.batch_size))
@@ -93,7 +102,7 @@ class Writer:
                 await self._replay()
         except Exception:  # noqa: BLE001
             log.exception("llmprof: could not replay the spool at startup")
-        while True:
+        while not (self._stopping and self.queue.empty()):
             try:
                 batch = await self._collect()
                 if batch:
@@ -114,7 +123,7 @@ class Writer:
             return []
         batch = [first]
         deadline = time.monotonic() + self.flush_interval
-        while len(batch) < self.batch_size:
+        while len(batch) < self.batch_size and not self._stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -122,12 +131,14 @@ class Writer:
                 batch.append(await asyncio.wait_for(self.queue.get(), timeout=remaining))
             except TimeoutError:
                 break
-        return batch
+        return [ex for ex in batch if ex is not None]
 
     def _take(self, n: int) -> list[Exchange]:
         out = []
         while len(out) < n and not self.queue.empty():
-            out.append(self.queue.get_nowait())
+            item = self.queue.get_nowait()
+            if item is not None:
+                out.append(item)
         return out
 
     # ---- the work ---------------------------------------------------------------

@@ -117,9 +117,10 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     async def session(self, session_id: str) -> dict[str, Any] | None:
         """A run's summary (as in `sessions`, `turns` being the count) plus
-        `calls`: every call of the run in turn order, each with `{id, ts, turn, model, prompt_tokens, completion_tokens,
-        total_tokens, cached_tokens, cost_usd, latency_ms, ttft_ms, outcome,
-        components}`. None when the run is unknown."""
+        `calls`: every call of the run in turn order, each with `{id, ts, turn,
+        model, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
+        cost_usd, latency_ms, ttft_ms, outcome, components}`. None when the run
+        is unknown."""
 
     @abc.abstractmethod
     async def routes(self, limit: int = 15) -> list[dict[str, Any]]:

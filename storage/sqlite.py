@@ -264,7 +264,7 @@ class SQLiteStore(BaseStore):
                       sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
                           AS unpriced_calls
                FROM traces GROUP BY model, provider
-               ORDER BY cost_usd DESC, calls DESC, model"""
+               ORDER BY cost_usd DESC, calls DESC, model, provider"""
         )
         return [dict(r) for r in rows]
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from addon.sse import Event, SSEParser
 
 STREAM = (
-    b"event: message_start\r\ndata: {\"a\": 1}\r\n\r\n"
+    b'event: message_start\r\ndata: {"a": 1}\r\n\r\n'
     b": a comment\n"
     b"data: line one\ndata: line two\n\n"
     b"event: ping\rdata: {}\r\r"
@@ -54,7 +54,7 @@ def test_garbage_never_raises(data):
 
 
 def test_unterminated_last_event_is_kept_on_close():
-    assert parse([b"data: {\"partial\": true}"]) == [Event("message", '{"partial": true}')]
+    assert parse([b'data: {"partial": true}']) == [Event("message", '{"partial": true}')]
 
 
 def test_event_without_data_is_not_dispatched():

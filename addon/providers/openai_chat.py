@@ -40,7 +40,9 @@ def error_from(body: Any) -> str | None:
     err = as_dict(as_dict(body).get("error"))
     if not err:
         return None
-    kind = as_str(err.get("type")) or as_str(err.get("code")) or "error"
+    # `code` is the specific one (rate_limit_exceeded, context_length_exceeded); `type`
+    # is a broad class (requests, invalid_request_error).
+    kind = as_str(err.get("code")) or as_str(err.get("type")) or "error"
     return f"{kind}: {as_str(err.get('message')) or ''}".strip()
 
 
