@@ -19,6 +19,7 @@ from collections.abc import Callable
 from storage import BaseStore
 from storage.trace import Trace
 
+from .analysis.profile import profile
 from .capture import Exchange
 from .extract import build_trace
 from .spool import Spool
@@ -156,10 +157,15 @@ class Writer:
                 log.exception("llmprof: could not parse %s %s%s", ex.method, ex.host, ex.path)
                 self.stats["parse_failures"] += 1
                 continue
+            if trace is not None:
+                try:
+                    problems += profile(trace)
+                except Exception:  # noqa: BLE001 - an analysis bug must not lose the call
+                    log.exception("llmprof: could not analyse %s %s%s", ex.method, ex.host, ex.path)
+                    self.stats["analysis_failures"] += 1
+                traces.append(trace)
             for problem in problems:
                 self._problem(problem, ex)
-            if trace is not None:
-                traces.append(trace)
         return traces
 
     def _problem(self, problem: str, ex: Exchange) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -17,8 +18,10 @@ from pathlib import Path
 import anthropic
 import httpx
 import openai
+import pytest
 
 import storage
+from addon.analysis import pricing
 from api.app import create_app
 from tests.support.clients import (
     API_KEY,
@@ -172,6 +175,10 @@ def test_every_client_and_shape_is_recorded_exactly(
         else:
             assert rec["ttft_ms"] is None
         assert "authorization" not in json.dumps(rec["request_headers"]).lower()
+        # priced from the usage the provider reported, by the offline price library
+        price = pricing.price(provider, rec["model"], ts=rec["ts"], **want)
+        assert price.priced and rec["cost_usd"] == pytest.approx(price.cost_usd, rel=1e-9)
+        assert rec["price_source"].startswith("genai-prices ")
 
     # the API serves exactly what the store holds
     async def via_api():
@@ -357,7 +364,8 @@ def test_sdk_client_is_unchanged_by_the_addon(db_url, proxy_factory, upstream, t
     proxy = start_proxy(proxy_factory, db_url, tmp_path)
     request = make_request("openai", True, "CALL_TOOL get_weather for Paris")
     env = proxy.env_for_clients()
-    proxied_http = SDK_HTTPX.Client(proxy=proxy.proxy_url, verify=env["SSL_CERT_FILE"])
+    ctx = ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
+    proxied_http = SDK_HTTPX.Client(proxy=proxy.proxy_url, verify=ctx)
     with openai.OpenAI(api_key=API_KEY, max_retries=0, http_client=proxied_http) as c:
         via_proxy = [x.model_dump() for x in c.chat.completions.create(**request)]
     direct_http = upstream.direct_httpx_client(module=SDK_HTTPX)

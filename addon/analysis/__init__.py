@@ -1,0 +1,1 @@
+"""Pure, CPU-only analysis of recorded calls: pricing, and later waste detection."""
