@@ -130,12 +130,20 @@ class BaseStore(abc.ABC):
 
     async def reclaimable_summary(self) -> dict[str, Any]:
         """What could be cut, in dollars, over every stored trace: `{calls,
-        cost_usd, reclaimable_usd, pct, unpriced_calls, by_source, actions,
-        projectable, monthly_reclaimable_usd, span_seconds, active_days}`."""
+        cost_usd, reclaimable_usd, pct, unpriced_calls, by_source: {duplicates,
+        caching, unused_tools}, actions: [{action, calls, save_usd}] (most dollars
+        first), unused_tools_pending, projectable, monthly_reclaimable_usd,
+        span_seconds, active_days}`. See `summaries.reclaimable_from_totals`."""
         totals = await self._reclaimable_totals()
-        return reclaimable_from_totals(totals, now=time.time())
+        return reclaimable_from_totals(totals, await self._unused_tools(), now=time.time())
 
     @abc.abstractmethod
     async def _reclaimable_totals(self) -> dict[str, Any]:
         """One aggregate row: `{calls, cost_usd, reclaimable_usd, unpriced_calls,
-        first_ts, last_ts, active_days}` (active_days counted in UTC days)."""
+        first_ts, last_ts, active_days, dup_usd, dup_calls, cache_usd, cache_calls}`
+        (active_days counted in UTC days)."""
+
+    @abc.abstractmethod
+    async def _unused_tools(self) -> list[tuple]:
+        """Ledger rows of tools never called: `(route, tool, label, shipped, tokens,
+        residual_usd)`, most expensive first (then route, tool)."""

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from . import migrate, rows
+from . import ledger, migrate, rows
 from .base import BaseStore, StoreError
 from .runs import plan_runs, session_key
 from .trace import BODY_FIELDS, JSON_SCALAR_FIELDS, Trace
@@ -35,7 +35,9 @@ _JSON = {*JSON_SCALAR_FIELDS, *BODY_FIELDS}  # sent as text, cast to jsonb
 _TYPES = {"status": "int4", "streamed": "bool", "turn": "int4", "turns": "int4", "trace_id": "int8"}
 _TYPES |= {c: "int8" for c in (*rows.INSERT_COLUMNS, *_RUN_NAMES) if c.endswith("tokens")}
 _FLOATS = ("ts", "cost_usd", "latency_ms", "ttft_ms", "reclaimable_usd", "started", "last")
+_FLOATS += ("reclaim_dup_usd", "reclaim_cache_usd", "residual_usd", "first_seen", "last_seen")
 _TYPES |= dict.fromkeys(_FLOATS, "float8")  # every other column is text
+_TYPES |= dict.fromkeys(("shipped", "called", "tokens"), "int8")
 
 
 def _bulk_insert(table: str, columns: Sequence[str], tail: str = "") -> str:
@@ -80,6 +82,16 @@ ON CONFLICT (session_id) DO UPDATE SET
     provider = coalesce(runs.provider, excluded.provider),
     last_prompt_tokens = excluded.last_prompt_tokens
 """)  # fmt: skip
+_UPSERT_TOOLS = _bulk_insert("route_tools", ledger.COLUMNS, """
+ON CONFLICT (route, tool) DO UPDATE SET
+    label = coalesce(excluded.label, route_tools.label),
+    shipped = route_tools.shipped + excluded.shipped,
+    called = route_tools.called + excluded.called,
+    tokens = route_tools.tokens + excluded.tokens,
+    residual_usd = route_tools.residual_usd + excluded.residual_usd,
+    first_seen = least(route_tools.first_seen, excluded.first_seen),
+    last_seen = greatest(route_tools.last_seen, excluded.last_seen)
+""")  # fmt: skip
 _RUN_SELECT = (
     f"SELECT {_RUN_COLUMNS}, (SELECT array_agg(DISTINCT t.model) FROM traces t"
     " WHERE t.session_id = runs.session_id AND t.model IS NOT NULL) AS models FROM runs"
@@ -121,8 +133,15 @@ ORDER BY cost_usd DESC, calls DESC, route COLLATE "C" LIMIT $1
 _TOTALS = f"""
 SELECT count(*) AS calls, sum(cost_usd) AS cost_usd, sum(reclaimable_usd) AS reclaimable_usd,
        {_UNPRICED} AS unpriced_calls, min(ts) AS first_ts, max(ts) AS last_ts,
-       count(DISTINCT floor(ts / 86400)) AS active_days
+       count(DISTINCT floor(ts / 86400)) AS active_days,
+       sum(reclaim_dup_usd) AS dup_usd, count(*) FILTER (WHERE reclaim_dup_usd > 0) AS dup_calls,
+       sum(reclaim_cache_usd) AS cache_usd,
+       count(*) FILTER (WHERE reclaim_cache_usd > 0) AS cache_calls
 FROM traces
+"""
+_UNUSED_TOOLS = """
+SELECT route, tool, label, shipped, tokens, residual_usd FROM route_tools
+WHERE called = 0 ORDER BY residual_usd DESC, route COLLATE "C", tool COLLATE "C"
 """
 
 
@@ -258,6 +277,8 @@ class PostgresStore(BaseStore):
                 await con.execute(_INSERT_BODY, *_columns(bodies, ("trace_id", *BODY_FIELDS)))
                 runs = [tuple(getattr(d, c) for c in _RUN_NAMES) for d in deltas]
                 await con.execute(_UPSERT_RUNS, *_columns(runs, _RUN_NAMES))
+                if tools := ledger.ledger_rows(fresh):
+                    await con.execute(_UPSERT_TOOLS, *_columns(tools, ledger.COLUMNS))
         return [known[t.uid] for t in traces]
 
     # ---- reads -----------------------------------------------------------------
@@ -305,6 +326,9 @@ class PostgresStore(BaseStore):
 
     async def _reclaimable_totals(self) -> dict[str, Any]:
         return dict(await self.pool.fetchrow(_TOTALS))
+
+    async def _unused_tools(self) -> list[tuple]:
+        return [tuple(r) for r in await self.pool.fetch(_UNUSED_TOOLS)]
 
 
 def _run_dict(row: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from . import migrate
+from . import ledger, migrate
 from .base import BaseStore, StoreError
 from .rows import (
     INSERT_COLUMNS,
@@ -51,6 +51,17 @@ ON CONFLICT (session_id) DO UPDATE SET
     cost_usd = runs.cost_usd + excluded.cost_usd,
     provider = coalesce(runs.provider, excluded.provider),
     last_prompt_tokens = excluded.last_prompt_tokens
+"""
+_UPSERT_TOOLS = f"""
+INSERT INTO route_tools ({", ".join(ledger.COLUMNS)}) VALUES ({", ".join("?" for _ in ledger.COLUMNS)})
+ON CONFLICT (route, tool) DO UPDATE SET
+    label = coalesce(excluded.label, route_tools.label),
+    shipped = route_tools.shipped + excluded.shipped,
+    called = route_tools.called + excluded.called,
+    tokens = route_tools.tokens + excluded.tokens,
+    residual_usd = route_tools.residual_usd + excluded.residual_usd,
+    first_seen = min(route_tools.first_seen, excluded.first_seen),
+    last_seen = max(route_tools.last_seen, excluded.last_seen)
 """
 _RUN_COLUMNS = (
     "session_id, turns, started, last, tokens, cost_usd, provider, "
@@ -203,6 +214,8 @@ class SQLiteStore(BaseStore):
                         for d in deltas
                     ],
                 )
+                if tools := ledger.ledger_rows(fresh):
+                    await db.executemany(_UPSERT_TOOLS, tools)
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -340,10 +353,21 @@ class SQLiteStore(BaseStore):
                       sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
                           AS unpriced_calls,
                       min(ts) AS first_ts, max(ts) AS last_ts,
-                      count(DISTINCT CAST(ts / 86400 AS INTEGER)) AS active_days
+                      count(DISTINCT CAST(ts / 86400 AS INTEGER)) AS active_days,
+                      sum(reclaim_dup_usd) AS dup_usd,
+                      sum(CASE WHEN reclaim_dup_usd > 0 THEN 1 ELSE 0 END) AS dup_calls,
+                      sum(reclaim_cache_usd) AS cache_usd,
+                      sum(CASE WHEN reclaim_cache_usd > 0 THEN 1 ELSE 0 END) AS cache_calls
                FROM traces"""
         )
         return dict(rows[0])
+
+    async def _unused_tools(self) -> list[tuple]:
+        rows = await self.db.execute_fetchall(
+            "SELECT route, tool, label, shipped, tokens, residual_usd FROM route_tools "
+            "WHERE called = 0 ORDER BY residual_usd DESC, route, tool"
+        )
+        return [tuple(r) for r in rows]
 
 
 def _statements(sql: str) -> list[str]:

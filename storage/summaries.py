@@ -11,6 +11,8 @@ QUARTER_HOUR = 900
 # A monthly projection from a burst of calls is a guess, not a forecast.
 PROJECTION_MIN_CALLS = 50
 PROJECTION_MIN_DAYS = 2
+# A tool counts as never used only after this many calls of its template.
+UNUSED_MIN_CALLS = 20
 
 
 def round_usd(value: float | None, places: int = 6) -> float | None:
@@ -49,37 +51,82 @@ def fold_daily(
     return list(out.values())
 
 
-def reclaimable_from_totals(totals: dict[str, Any], now: float) -> dict[str, Any]:
-    """Turn one aggregate row into the reclaimable summary.
+def reclaimable_from_totals(
+    totals: dict[str, Any], unused: list[tuple], now: float
+) -> dict[str, Any]:
+    """Turn the aggregate row and the never-called tools into the reclaimable summary.
 
-    The projection needs at least PROJECTION_MIN_CALLS calls over at least
-    PROJECTION_MIN_DAYS active days; it scales the reclaimable dollars per
-    active day to 30 days. Otherwise it is None and only the honest totals are
-    given.
+    Sources never double count: each call's duplicate and caching savings are
+    capped by its input cost, and a tool's ledger cost is already net of the
+    caching saving claimed on it. A tool is "unused" once it was shipped in at
+    least UNUSED_MIN_CALLS calls of one template and never called in them; fewer
+    calls only count as pending. The monthly projection needs at least
+    PROJECTION_MIN_CALLS calls over PROJECTION_MIN_DAYS active days; it scales
+    the reclaimable dollars per active day to 30 days, else it is None.
     """
     calls = int(totals.get("calls") or 0)
     cost = float(totals.get("cost_usd") or 0.0)
-    reclaimable = float(totals.get("reclaimable_usd") or 0.0)
+    dup = float(totals.get("dup_usd") or 0.0)
+    cache = float(totals.get("cache_usd") or 0.0)
+    dead = [r for r in unused if int(r[3]) >= UNUSED_MIN_CALLS]
+    pending = len(unused) - len(dead)
+    unused_usd = sum(float(r[5]) for r in dead)
+    reclaimable = dup + cache + unused_usd
     active_days = int(totals.get("active_days") or 0)
     first_ts, last_ts = totals.get("first_ts"), totals.get("last_ts")
     span = int(last_ts - first_ts) if first_ts is not None and last_ts is not None else 0
-    by_source = {
-        "duplicates": round_usd(float(totals.get("dup_usd") or 0.0)),
-        "caching": round_usd(float(totals.get("cache_usd") or 0.0)),
-        "unused_tools": round_usd(float(totals.get("unused_tools_usd") or 0.0)),
-    }
+    actions = []
+    if dup > 0:
+        actions.append(
+            {
+                "action": "Remove duplicated content: the same block is sent more "
+                "than once in a request",
+                "calls": int(totals.get("dup_calls") or 0),
+                "save_usd": round_usd(dup),
+            }
+        )
+    if cache > 0:
+        actions.append(
+            {
+                "action": "Cache the stable prefix (system prompt and tool schemas) "
+                "with cache_control",
+                "calls": int(totals.get("cache_calls") or 0),
+                "save_usd": round_usd(cache),
+            }
+        )
+    by_route: dict[str, list[tuple]] = {}
+    for row in dead:
+        by_route.setdefault(row[0], []).append(row)
+    for rows in by_route.values():
+        names = ", ".join(r[1] for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+        label = rows[0][2] or rows[0][0]
+        actions.append(
+            {
+                "action": f"Stop sending {len(rows)} never-called tool(s) ({names}) "
+                f"with the template “{label}”",
+                "calls": max(int(r[3]) for r in rows),
+                "save_usd": round_usd(sum(float(r[5]) for r in rows)),
+            }
+        )
+    actions.sort(key=lambda a: (-a["save_usd"], a["action"]))
     projectable = calls >= PROJECTION_MIN_CALLS and active_days >= PROJECTION_MIN_DAYS
-    monthly = round(reclaimable / active_days * 30, 2) if projectable else None
     return {
         "calls": calls,
         "cost_usd": round_usd(cost),
         "reclaimable_usd": round_usd(reclaimable),
         "pct": round(100.0 * reclaimable / cost, 1) if cost > 0 else 0.0,
         "unpriced_calls": int(totals.get("unpriced_calls") or 0),
-        "by_source": by_source,
-        "actions": list(totals.get("actions") or []),
+        "by_source": {
+            "duplicates": round_usd(dup),
+            "caching": round_usd(cache),
+            "unused_tools": round_usd(unused_usd),
+        },
+        "actions": actions,
+        "unused_tools_pending": pending,
         "projectable": projectable,
-        "monthly_reclaimable_usd": monthly,
+        "monthly_reclaimable_usd": round(reclaimable / active_days * 30, 2)
+        if projectable
+        else None,
         "span_seconds": span,
         "active_days": active_days,
     }

@@ -54,6 +54,8 @@ SCALAR_FIELDS = (
     "route_label",
     "reclaimable_tokens",
     "reclaimable_usd",
+    "reclaim_dup_usd",
+    "reclaim_cache_usd",
 )
 JSON_SCALAR_FIELDS = ("components", "called_tools")
 BODY_FIELDS = ("request", "response", "usage_raw", "request_headers", "detail", "analysis")
@@ -96,6 +98,8 @@ class Trace:
     route_label: str | None = None
     reclaimable_tokens: int | None = None
     reclaimable_usd: float | None = None
+    reclaim_dup_usd: float | None = None  # what removing duplicated content would save
+    reclaim_cache_usd: float | None = None  # what caching the stable prefix would save
     components: dict[str, int] = field(default_factory=dict)
     called_tools: list[str] = field(default_factory=list)
     # Heavy documents, stored in trace_bodies.
@@ -105,6 +109,9 @@ class Trace:
     request_headers: dict[str, str] | None = None  # allowlisted, never credentials
     detail: Any = None
     analysis: Any = None
+    # Not stored as such: folded by the store into the per-template tool ledger
+    # (route_tools). One {tool, tokens, called, residual_usd} per tool shipped.
+    tool_usage: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

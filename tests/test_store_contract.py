@@ -552,20 +552,34 @@ async def test_sessions_number_turns_across_batches(store: BaseStore) -> None:
 # ---- reclaimable summary -------------------------------------------------------------
 
 
-def reclaimable(calls, cost, reclaim, unpriced, projectable, monthly, span, days):
+DUP_ACTION = {
+    "action": "Remove duplicated content: the same block is sent more than once in a request"
+}
+
+
+def reclaimable(calls, cost, reclaim, unpriced, projectable, monthly, span, days, dup_calls=None):
+    """The expected summary when every saving comes from duplicated content."""
     return {
         "calls": calls,
         "cost_usd": cost,
         "reclaimable_usd": reclaim,
         "pct": round(100 * reclaim / cost, 1) if cost else 0.0,
         "unpriced_calls": unpriced,
-        "by_source": {"duplicates": 0.0, "caching": 0.0, "unused_tools": 0.0},
-        "actions": [],
+        "by_source": {"duplicates": reclaim, "caching": 0.0, "unused_tools": 0.0},
+        "actions": [
+            DUP_ACTION | {"calls": calls if dup_calls is None else dup_calls, "save_usd": reclaim}
+        ]
+        if reclaim
+        else [],
+        "unused_tools_pending": 0,
         "projectable": projectable,
         "monthly_reclaimable_usd": monthly,
         "span_seconds": span,
         "active_days": days,
     }
+
+
+DUP_CENT = {"reclaimable_usd": 0.01, "reclaim_dup_usd": 0.01}
 
 
 async def test_reclaimable_summary_on_empty_store(store: BaseStore) -> None:
@@ -585,11 +599,10 @@ async def test_reclaimable_projection_gate(
 ) -> None:
     base = 1_699_920_000.0 + 3600  # 01:00 UTC
     traces = [
-        tr(ts=base + (i * 100 / max(day1 - 1, 1)), cost_usd=0.1, reclaimable_usd=0.01)
-        for i in range(day1)
+        tr(ts=base + (i * 100 / max(day1 - 1, 1)), cost_usd=0.1, **DUP_CENT) for i in range(day1)
     ]
     traces += [
-        tr(ts=base + DAY + (i * 100 / max(day2 - 1, 1)), cost_usd=0.1, reclaimable_usd=0.01)
+        tr(ts=base + DAY + (i * 100 / max(day2 - 1, 1)), cost_usd=0.1, **DUP_CENT)
         for i in range(day2)
     ]
     await store.record_many(traces)
@@ -600,13 +613,13 @@ async def test_reclaimable_counts_only_ok_calls_as_unpriced(store: BaseStore) ->
     base = 1_699_920_000.0
     await store.record_many(
         [
-            tr(ts=base, cost_usd=0.4, reclaimable_usd=0.1),
+            tr(ts=base, cost_usd=0.4, reclaimable_usd=0.1, reclaim_dup_usd=0.1),
             tr(ts=base + 10, cost_usd=None),
             tr(ts=base + 3 * DAY + 5, cost_usd=None, outcome="client_abort"),
         ]
     )
     assert await store.reclaimable_summary() == reclaimable(
-        3, 0.4, 0.1, 1, False, None, 3 * DAY + 5, 2
+        3, 0.4, 0.1, 1, False, None, 3 * DAY + 5, 2, dup_calls=1
     )
 
 
@@ -888,3 +901,52 @@ def test_schema_parameter_is_llmprofs_own() -> None:
     assert split_schema("postgresql://h/db") == ("postgresql://h/db", None)
     with pytest.raises(StoreError, match="not a plain SQL name"):
         storage.make_store("postgresql://h/db?schema=bad-name;drop")
+
+
+async def test_unused_tools_ledger_and_no_double_counting(store: BaseStore) -> None:
+    """A tool shipped in 20+ calls of one template and never called is reclaimable at
+    its ledger cost; one called once is not; one below the gate is only pending."""
+
+    def call(i: int, route: str, called: set[str], **kw: Any) -> Trace:
+        usage = [
+            {"tool": "search", "tokens": 300, "called": "search" in called, "residual_usd": 0.003},
+            {"tool": "legacy_fax", "tokens": 200, "called": False, "residual_usd": 0.002},
+        ]
+        return tr(
+            uid=f"{route}-{i}",
+            ts=1_700_000_000.0 + i,
+            route=route,
+            route_label=f"label {route}",
+            tool_usage=usage,
+            cost_usd=0.05,
+            **kw,
+        )
+
+    # template A: 21 calls, "search" called once, "legacy_fax" never; caching claimed too
+    batch = [
+        call(i, "A", {"search"} if i == 3 else set(), reclaimable_usd=0.01, reclaim_cache_usd=0.01)
+        for i in range(21)
+    ]
+    # template B: 5 calls, nothing called: below the 20-call gate
+    batch += [call(100 + i, "B", set()) for i in range(5)]
+    for part in (batch[:7], batch[7:15], batch[15:]):  # the ledger sums across batches
+        await store.record_many(part)
+    summary = await store.reclaimable_summary()
+    assert summary["by_source"] == {"duplicates": 0.0, "caching": 0.21, "unused_tools": 0.042}
+    assert summary["reclaimable_usd"] == 0.252 and summary["unused_tools_pending"] == 2
+    assert summary["actions"] == [
+        {
+            "action": "Cache the stable prefix (system prompt and tool schemas) with cache_control",
+            "calls": 21,
+            "save_usd": 0.21,
+        },
+        {
+            "action": "Stop sending 1 never-called tool(s) (legacy_fax) with the template “label A”",
+            "calls": 21,
+            "save_usd": 0.042,
+        },
+    ]
+    assert summary["reclaimable_usd"] <= summary["cost_usd"]
+    # replaying the same traces (a spool replay) changes nothing
+    await store.record_many(batch)
+    assert await store.reclaimable_summary() == summary

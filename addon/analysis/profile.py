@@ -13,7 +13,8 @@ from typing import Any
 
 from storage.trace import Trace
 
-from . import pricing
+from . import findings, pricing, routes
+from .attribution import attribute
 
 
 def _one_hour_writes(usage_raw: Any) -> int | None:
@@ -54,9 +55,54 @@ def price_trace(trace: Trace) -> pricing.Price | None:
 
 
 def profile(trace: Trace) -> list[str]:
+    """Price, attribute, template and judge one trace in place; return the problems."""
     problems: list[str] = []
+    price = None
     try:
-        price_trace(trace)
+        price = price_trace(trace)
     except ValueError as e:  # a broken LLMPROF_PRICING file: the call stays unpriced
         problems.append(f"pricing: {e}")
+    request = trace.request if isinstance(trace.request, dict) else None
+    if request is None:
+        return problems
+    attr = attribute(
+        trace.api or "chat",
+        request,
+        provider=trace.provider,
+        model=trace.model or trace.requested_model,
+        prompt_tokens=trace.prompt_tokens,
+    )
+    trace.components, trace.detail = attr.components, attr.detail
+    system = routes.system_text(trace.api, request)
+    route = routes.route_of(trace.api, request, attr.tools)
+    if route is not None:
+        trace.route, trace.route_label = route
+    found = findings.analyze(trace, attr, price, system)
+    trace.tool_usage = found.tool_usage
+    if trace.cost_usd is not None:
+        trace.reclaim_dup_usd = round(found.dup_usd, 9)
+        trace.reclaim_cache_usd = round(found.cache_usd, 9)
+        trace.reclaimable_usd = round(found.dup_usd + found.cache_usd, 9)
+    trace.reclaimable_tokens = found.dup_tokens + found.cache_tokens
+    trace.analysis = {
+        "findings": found.findings,
+        "reclaimable_tokens": trace.reclaimable_tokens,
+        "reclaimable_usd": trace.reclaimable_usd,
+        "attribution": {
+            "method": attr.method,
+            "estimated": attr.estimated,
+            "reconciled": attr.reconciled,
+            "local_tokens": attr.estimated_total,
+        },
+        "price": None
+        if price is None
+        else {
+            "model_ref": price.model_ref,
+            "parts": price.parts,
+            "input_rate_per_mtok": price.input_rate_per_mtok,
+            "note": price.note,
+        },
+        "tools_shipped": attr.tools,
+        "message_hashes": attr.message_hashes,
+    }
     return problems
