@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http, tls
@@ -25,6 +26,7 @@ import storage
 from storage import StoreError
 
 from . import capture, providers
+from .analysis import pricing
 from .hosts import HostMatcher
 from .spool import Spool
 from .writer import Writer
@@ -97,6 +99,11 @@ class LLMProf:
         ):
             if name in updated and getattr(opts, name) <= 0:
                 raise exceptions.OptionsError(f"{name} must be a positive number")
+        if "llmprof_db_url" in updated and os.environ.get(pricing.OVERRIDE_ENV):
+            try:  # a broken price file is a startup error, not a stream of unpriced calls
+                pricing.load_overrides(os.environ[pricing.OVERRIDE_ENV])
+            except (OSError, ValueError) as e:
+                raise exceptions.OptionsError(f"{pricing.OVERRIDE_ENV}: {e}") from e
         if "llmprof_db_url" in updated:
             try:
                 self.db_url = storage.resolve_db_url(opts.llmprof_db_url or None)

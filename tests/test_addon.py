@@ -130,3 +130,13 @@ def test_hooks_tee_only_llm_calls_and_enqueue(tmp_path):
         ex = addon.writer.got[0]
         assert ex.chunks == [chunk] and ex.teed and ex.path == "/v1/chat/completions"
         assert json.loads(ex.request_body) == {}
+
+
+def test_a_broken_price_file_stops_the_proxy_at_startup(tmp_path, monkeypatch):
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"my-model": {"input": "cheap"}}')
+    monkeypatch.setenv("LLMPROF_PRICING", str(bad))
+    addon = LLMProf()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="LLMPROF_PRICING: .*prices.json"):
+            tctx.configure(addon, llmprof_db_url=f"sqlite:///{tmp_path}/x.db")
