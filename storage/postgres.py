@@ -20,7 +20,7 @@ import asyncpg
 
 from . import ledger, migrate, rows
 from .base import BaseStore, StoreError
-from .runs import plan_runs, session_key
+from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions
 from .trace import BODY_FIELDS, JSON_SCALAR_FIELDS, Trace
 
 CONNECT_TIMEOUT = 5.0
@@ -68,6 +68,8 @@ _LOCK_RUNS = (
 _LEDGER_ADD = "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)"
 _IDS_BY_UID = "SELECT uid, id FROM traces WHERE uid = ANY($1::text[])"
 _TURNS = "SELECT session_id, turns FROM runs WHERE session_id = ANY($1::text[])"
+_EARLIER = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM traces
+WHERE conv_fp = ANY($1::text[]) OR reply_fp = ANY($1::text[])"""
 _ON_UID = "ON CONFLICT (uid) DO NOTHING RETURNING uid, id"  # a concurrent replay
 _INSERT = _bulk_insert("traces", rows.INSERT_COLUMNS, _ON_UID)
 _INSERT_BODY = _bulk_insert("trace_bodies", ("trace_id", *BODY_FIELDS))
@@ -261,12 +263,22 @@ class PostgresStore(BaseStore):
         first: dict[str, int] = {}  # a uid twice in one batch is recorded once
         batch = [t for i, t in enumerate(traces) if first.setdefault(t.uid, i) == i]
         async with self.pool.acquire() as con, con.transaction():
-            await con.execute(_LOCK_RUNS, sorted({session_key(t) for t in batch}))
             known = dict(await con.fetch(_IDS_BY_UID, [t.uid for t in batch]))
             fresh = [t for t in batch if t.uid not in known]
             if fresh:
-                sids = sorted({session_key(t) for t in fresh})
-                assigned, deltas = plan_runs(fresh, dict(await con.fetch(_TURNS, sids)))
+                earlier = [Earlier(*r) for r in await con.fetch(_EARLIER, lookup_keys(fresh))]
+                session_ids = resolve_sessions(fresh, earlier)
+                sids = sorted(set(session_ids))
+                await con.execute(_LOCK_RUNS, sids)
+                # A concurrent writer replaying the same traces may have stored some
+                # while we waited for the lock: those are not inserted again.
+                known.update(await con.fetch(_IDS_BY_UID, [t.uid for t in fresh]))
+                keep = [i for i, t in enumerate(fresh) if t.uid not in known]
+                fresh = [fresh[i] for i in keep]
+                session_ids = [session_ids[i] for i in keep]
+            if fresh:
+                turns = dict(await con.fetch(_TURNS, sids))
+                assigned, deltas = plan_runs(fresh, session_ids, turns)
                 pairs = zip(fresh, assigned, strict=True)
                 values = [rows.insert_values(t, sid, turn) for t, (sid, turn) in pairs]
                 inserted = dict(await con.fetch(_INSERT, *_columns(values, rows.INSERT_COLUMNS)))

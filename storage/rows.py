@@ -11,7 +11,7 @@ from .trace import BODY_FIELDS, JSON_SCALAR_FIELDS, SCALAR_FIELDS, Trace
 # Columns listed by recent(): everything but the bodies.
 LIST_COLUMNS = ("id", *SCALAR_FIELDS, *JSON_SCALAR_FIELDS, "session_id", "turn")
 INSERT_COLUMNS = (*SCALAR_FIELDS, *JSON_SCALAR_FIELDS, "session_id", "turn")
-HIDDEN = ("session_hint",)  # internal, never returned
+HIDDEN = ("session_hint", "conv_fp", "reply_fp")  # internal, never returned
 
 
 def dumps(value: Any) -> str | None:

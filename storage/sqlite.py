@@ -26,7 +26,7 @@ from .rows import (
     trace_dict,
     with_bodies,
 )
-from .runs import plan_runs, session_key
+from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions
 from .trace import BODY_FIELDS, Trace
 
 BUSY_TIMEOUT_MS = 5000
@@ -52,8 +52,9 @@ ON CONFLICT (session_id) DO UPDATE SET
     provider = coalesce(runs.provider, excluded.provider),
     last_prompt_tokens = excluded.last_prompt_tokens
 """
+_TOOL_MARKS = ", ".join("?" for _ in ledger.COLUMNS)
 _UPSERT_TOOLS = f"""
-INSERT INTO route_tools ({", ".join(ledger.COLUMNS)}) VALUES ({", ".join("?" for _ in ledger.COLUMNS)})
+INSERT INTO route_tools ({", ".join(ledger.COLUMNS)}) VALUES ({_TOOL_MARKS})
 ON CONFLICT (route, tool) DO UPDATE SET
     label = coalesce(excluded.label, route_tools.label),
     shipped = route_tools.shipped + excluded.shipped,
@@ -181,7 +182,9 @@ class SQLiteStore(BaseStore):
                     fresh.append(t)
                     seen.add(t.uid)
             if fresh:
-                sids = sorted({session_key(t) for t in fresh})
+                earlier = await self._earlier(lookup_keys(fresh))
+                session_ids = resolve_sessions(fresh, earlier)
+                sids = sorted(set(session_ids))
                 existing: dict[str, int] = {}
                 for part in _chunks(sids):
                     marks = ", ".join("?" for _ in part)
@@ -189,7 +192,7 @@ class SQLiteStore(BaseStore):
                         f"SELECT session_id, turns FROM runs WHERE session_id IN ({marks})", part
                     ):
                         existing[row[0]] = row[1]
-                assigned, deltas = plan_runs(fresh, existing)
+                assigned, deltas = plan_runs(fresh, session_ids, existing)
                 pairs = zip(fresh, assigned, strict=True)
                 await db.executemany(_INSERT, [insert_values(t, s, n) for t, (s, n) in pairs])
                 new_ids = await self._ids_by_uid([t.uid for t in fresh])
@@ -221,6 +224,18 @@ class SQLiteStore(BaseStore):
             await db.execute("ROLLBACK")
             raise
         return [known[u] for u in uids]
+
+    async def _earlier(self, keys: Sequence[str]) -> list[Earlier]:
+        out = []
+        for part in _chunks(list(keys), 250):
+            marks = ", ".join("?" for _ in part)
+            rows = await self.db.execute_fetchall(
+                "SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM traces "
+                f"WHERE conv_fp IN ({marks}) OR reply_fp IN ({marks})",
+                (*part, *part),
+            )
+            out.extend(Earlier(*r) for r in rows)
+        return out
 
     async def _ids_by_uid(self, uids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -56,6 +56,8 @@ SCALAR_FIELDS = (
     "reclaimable_usd",
     "reclaim_dup_usd",
     "reclaim_cache_usd",
+    "conv_fp",
+    "reply_fp",
 )
 JSON_SCALAR_FIELDS = ("components", "called_tools")
 BODY_FIELDS = ("request", "response", "usage_raw", "request_headers", "detail", "analysis")
@@ -100,6 +102,8 @@ class Trace:
     reclaimable_usd: float | None = None
     reclaim_dup_usd: float | None = None  # what removing duplicated content would save
     reclaim_cache_usd: float | None = None  # what caching the stable prefix would save
+    conv_fp: str | None = None  # fingerprint of the request's messages (system excluded)
+    reply_fp: str | None = None  # ... of those messages followed by this call's reply
     components: dict[str, int] = field(default_factory=dict)
     called_tools: list[str] = field(default_factory=list)
     # Heavy documents, stored in trace_bodies.
@@ -112,6 +116,9 @@ class Trace:
     # Not stored as such: folded by the store into the per-template tool ledger
     # (route_tools). One {tool, tokens, called, residual_usd} per tool shipped.
     tool_usage: list[dict[str, Any]] = field(default_factory=list)
+    # Not stored: the prefix fingerprints (1..k messages) and roles, for run resolution.
+    conv_chain: list[str] = field(default_factory=list)
+    conv_roles: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -21,6 +21,7 @@ import pytest
 import storage
 from storage import BaseStore, StoreError, Trace, migrate, open_store
 from storage.postgres import PostgresStore, split_schema
+from storage.rows import HIDDEN
 from storage.sqlite import SQLiteStore
 from storage.trace import SCALAR_FIELDS
 
@@ -142,7 +143,7 @@ async def test_listing_row_and_get_shape(store: BaseStore) -> None:
         request={"messages": [{"role": "user", "content": "hi"}]},
     )
     (trace_id,) = await store.record_many([t])
-    expected = {f: getattr(t, f) for f in SCALAR_FIELDS if f != "session_hint"}
+    expected = {f: getattr(t, f) for f in SCALAR_FIELDS if f not in HIDDEN}
     expected.update(
         id=trace_id,
         total_tokens=120,
@@ -941,7 +942,8 @@ async def test_unused_tools_ledger_and_no_double_counting(store: BaseStore) -> N
             "save_usd": 0.21,
         },
         {
-            "action": "Stop sending 1 never-called tool(s) (legacy_fax) with the template “label A”",
+            "action": "Stop sending 1 never-called tool(s) (legacy_fax) "
+            "with the template “label A”",
             "calls": 21,
             "save_usd": 0.042,
         },

@@ -13,7 +13,7 @@ from typing import Any
 
 from storage.trace import Trace
 
-from . import findings, pricing, routes
+from . import conversation, findings, pricing, routes
 from .attribution import attribute
 
 
@@ -77,6 +77,11 @@ def profile(trace: Trace) -> list[str]:
     route = routes.route_of(trace.api, request, attr.tools)
     if route is not None:
         trace.route, trace.route_label = route
+    trace.conv_chain, trace.conv_roles = conversation.fingerprints(trace.api, request)
+    trace.conv_fp = trace.conv_chain[-1] if trace.conv_chain else None
+    trace.reply_fp = conversation.reply_fingerprint(trace.api, request, trace.response)
+    if not trace.session_hint:
+        trace.session_hint = conversation.harness_session(request, trace.request_headers)
     found = findings.analyze(trace, attr, price, system)
     trace.tool_usage = found.tool_usage
     if trace.cost_usd is not None:
@@ -103,6 +108,5 @@ def profile(trace: Trace) -> list[str]:
             "note": price.note,
         },
         "tools_shipped": attr.tools,
-        "message_hashes": attr.message_hashes,
     }
     return problems

@@ -1,0 +1,156 @@
+"""What ties an agent's calls into one run: harness ids and conversation fingerprints.
+
+Resolution (the store applies it at write time, see `storage.runs`):
+
+1. an explicit `x-llmprof-session` header;
+2. the id a harness already sends: Claude Code's session inside the Anthropic
+   `metadata.user_id`, Codex's `session_id` / `conversation_id` headers,
+   OpenCode's `x-opencode-session` header;
+3. conversation continuity: each call carries the fingerprints of its message
+   list's prefixes (system prompt excluded, since agents rewrite it). A call
+   whose messages extend an earlier call's, with a reply in between, joins that
+   call's run; an identical message list within RETRY_WINDOW of the same
+   template is a retry and joins it too;
+4. otherwise a new run.
+
+Messages are fingerprinted from a normalized form (role, text, tool calls and
+results), so the same message re-serialized by an SDK (string vs blocks, extra
+null fields) keeps its fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+_CLAUDE_SESSION = re.compile(r"session_([0-9a-fA-F-]{36})")
+_ASSISTANT = {"assistant", "model"}
+_SYSTEM = {"system", "developer"}
+
+
+def harness_session(request: Any, headers: dict[str, str] | None) -> str | None:
+    """The run id a known agent harness sent, prefixed with the harness's name."""
+    headers = headers or {}
+    if sid := headers.get("x-opencode-session"):
+        return f"opencode:{sid}"
+    if sid := headers.get("session_id") or headers.get("conversation_id"):
+        return f"codex:{sid}"
+    metadata = request.get("metadata") if isinstance(request, dict) else None
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str):
+        if match := _CLAUDE_SESSION.search(user_id):  # user_<h>_account_<u>_session_<uuid>
+            return f"claude-code:{match.group(1).lower()}"
+        try:  # newer Claude Code: a JSON object with session_id
+            value = json.loads(user_id)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("session_id"), str):
+            return f"claude-code:{value['session_id']}"
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind in ("tool_use", "function_call"):
+            args = value.get("input", value.get("arguments"))
+            return f"<call {value.get('name')} {_canonical(args)}>"
+        if kind in ("tool_result", "function_call_output"):
+            return f"<result {_text(value.get('content', value.get('output')))}>"
+        for key in ("text", "content", "parts", "output", "functionCall", "functionResponse"):
+            if key in value:
+                return (
+                    _text(value[key])
+                    if key not in ("functionCall", "functionResponse")
+                    else _canonical(value[key])
+                )
+    return ""
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, str):  # OpenAI sends tool arguments as a JSON string
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _messages(api: str | None, request: dict) -> list[tuple[str, str]]:
+    if api == "gemini":
+        items = request.get("contents")
+    elif api == "responses":
+        items = request.get("input")
+        if isinstance(items, str):
+            items = [{"role": "user", "content": items}]
+    else:
+        items = request.get("messages")
+    out = []
+    for m in items if isinstance(items, list) else []:
+        if not isinstance(m, dict):
+            continue
+        role = m.get("role") or ("assistant" if m.get("type") == "function_call" else "tool")
+        if role in _SYSTEM:
+            continue
+        body = _text(m.get("content", m.get("parts", m)))
+        for call in m.get("tool_calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                fn = call["function"]
+                body += f"<call {fn.get('name')} {_canonical(fn.get('arguments'))}>"
+        if m.get("type") in ("function_call", "function_call_output"):
+            body = _text(m)
+        out.append(("assistant" if role in _ASSISTANT else str(role), body.strip()))
+    return out
+
+
+def fingerprints(api: str | None, request: Any) -> tuple[list[str], list[str]]:
+    """`(prefix fingerprints, roles)`: fingerprint j covers messages 1..j."""
+    if not isinstance(request, dict):
+        return [], []
+    chain, roles, h = [], [], b""
+    for role, body in _messages(api, request):
+        h = hashlib.blake2b(
+            h + role.encode() + b"\x00" + body.encode("utf-8", "replace"), digest_size=12
+        ).digest()
+        chain.append(h.hex())
+        roles.append(role)
+    return chain, roles
+
+
+def _reply_items(api: str | None, response: Any) -> list[dict]:
+    """The reply as the client will send it back in its next request's messages."""
+    r = response if isinstance(response, dict) else {}
+    if api == "messages":
+        content = r.get("content")
+        return [{"role": "assistant", "content": content}] if content else []
+    if api == "responses":
+        return [i for i in r.get("output") or [] if isinstance(i, dict)]
+    if api == "gemini":
+        cands = r.get("candidates") or []
+        content = cands[0].get("content") if cands and isinstance(cands[0], dict) else None
+        return [content] if isinstance(content, dict) else []
+    choices = r.get("choices") or []
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    return [message] if isinstance(message, dict) else []
+
+
+def reply_fingerprint(api: str | None, request: Any, response: Any) -> str | None:
+    """The fingerprint the next request will carry if it continues from this reply."""
+    if not isinstance(request, dict):
+        return None
+    items = _reply_items(api, response)
+    if not items:
+        return None
+    key = {"gemini": "contents", "responses": "input"}.get(api or "", "messages")
+    history = request.get(key)
+    if isinstance(history, str):
+        history = [{"role": "user", "content": history}]
+    extended = {**request, key: [*(history if isinstance(history, list) else []), *items]}
+    chain, _ = fingerprints(api, extended)
+    return chain[-1] if chain else None
