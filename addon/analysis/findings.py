@@ -79,8 +79,13 @@ class Findings:
 
 # Tool schemas repeat boilerplate descriptions by design; duplicates that cost
 # money are pasted documents, re-read files and repeated tool output.
-DUP_COMPONENTS = {"system prompt", "user input", "history (assistant)", "tool results",
-                  "tool calls"}
+DUP_COMPONENTS = {
+    "system prompt",
+    "user input",
+    "history (assistant)",
+    "tool results",
+    "tool calls",
+}
 
 
 def _paragraphs(blocks: list[tuple[str, str]]) -> Counter[str]:
