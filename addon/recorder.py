@@ -77,6 +77,12 @@ class LLMProf:
             "Largest response body kept for parsing (MB); bigger ones pass through uncaptured.",
         )
         loader.add_option(
+            "llmprof_stats_s",
+            int,
+            60,
+            "Seconds between the one-line stats log (recorded, spooled, dropped, problems).",
+        )
+        loader.add_option(
             "llmprof_spool_mb",
             int,
             512,
@@ -96,6 +102,7 @@ class LLMProf:
             "llmprof_queue",
             "llmprof_max_body_mb",
             "llmprof_spool_mb",
+            "llmprof_stats_s",
         ):
             if name in updated and getattr(opts, name) <= 0:
                 raise exceptions.OptionsError(f"{name} must be a positive number")
@@ -105,6 +112,11 @@ class LLMProf:
             except (OSError, ValueError) as e:
                 raise exceptions.OptionsError(f"{pricing.OVERRIDE_ENV}: {e}") from e
         if "llmprof_db_url" in updated:
+            for name in ("LLMPROF_RETENTION_DAYS", "LLMPROF_BODY_RETENTION_DAYS"):
+                try:
+                    _env_days(name)
+                except ValueError as e:
+                    raise exceptions.OptionsError(str(e)) from e
             try:
                 self.db_url = storage.resolve_db_url(opts.llmprof_db_url or None)
                 storage.make_store(self.db_url)  # validates the URL; connects later
@@ -124,6 +136,9 @@ class LLMProf:
             batch_size=opts.llmprof_batch,
             flush_interval=opts.llmprof_flush_ms / 1000,
             queue_size=opts.llmprof_queue,
+            retention_days=_env_days("LLMPROF_RETENTION_DAYS"),
+            body_retention_days=_env_days("LLMPROF_BODY_RETENTION_DAYS"),
+            stats_interval=opts.llmprof_stats_s,
         )
         self.writer.start()
         log.info("llmprof: recording LLM calls to %s", _redact(url))
@@ -183,6 +198,18 @@ class LLMProf:
             log.exception(
                 "llmprof: could not capture %s%s", req.pretty_host, req.path.split("?")[0]
             )
+
+
+def _env_days(name: str) -> float:
+    """A retention period from the environment: days (0 or unset = keep forever)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        days = float(raw) if raw else 0.0
+    except ValueError:
+        days = -1.0
+    if days < 0 or days != days:
+        raise ValueError(f"{name}={raw!r}: give a number of days (0 keeps everything)")
+    return days
 
 
 def _redact(url: str) -> str:

@@ -27,6 +27,7 @@ from .spool import Spool
 log = logging.getLogger("llmprof")
 WRITE_TIMEOUT = 30.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+PRUNE_EVERY = 600.0  # seconds between retention rounds
 
 
 class Writer:
@@ -38,6 +39,9 @@ class Writer:
         batch_size: int = 200,
         flush_interval: float = 0.5,
         queue_size: int = 10_000,
+        retention_days: float = 0,
+        body_retention_days: float = 0,
+        stats_interval: float = 60.0,
     ) -> None:
         self.store_factory = store_factory
         self.spool = spool
@@ -50,6 +54,12 @@ class Writer:
         self.problems: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self.retention_days = retention_days
+        self.body_retention_days = body_retention_days
+        self.stats_interval = stats_interval
+        self._next_prune = time.monotonic() + 5.0  # soon after start, then every PRUNE_EVERY
+        self._next_stats = time.monotonic() + stats_interval
+        self._last_stats: dict[str, int] = {}
         self._store_down_since: float | None = None
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN
@@ -111,6 +121,9 @@ class Writer:
                 elif self.spool and time.monotonic() >= self._retry_at:
                     if await self._ensure_store():
                         await self._replay()
+                elif time.monotonic() >= self._next_prune:
+                    await self._prune()
+                self._log_stats()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
@@ -141,6 +154,57 @@ class Writer:
             if item is not None:
                 out.append(item)
         return out
+
+    # ---- upkeep -----------------------------------------------------------------
+    async def _prune(self) -> None:
+        """Retention: delete old traces (and older bodies) in small batches, between
+        writes, so no statement holds the database for long."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        jobs = [
+            (days, bodies)
+            for days, bodies in ((self.body_retention_days, True), (self.retention_days, False))
+            if days > 0
+        ]
+        if not jobs or self.spool or not await self._ensure_store():
+            return
+        for days, bodies_only in jobs:
+            cutoff, total = time.time() - days * 86400, 0
+            while not self._stopping and self.queue.empty():
+                try:
+                    n = await self.store.prune(cutoff, bodies_only=bodies_only)
+                except Exception as e:  # noqa: BLE001 - retention can wait for the next round
+                    log.warning("llmprof: retention skipped this round: %s", e)
+                    return
+                total += n
+                if n == 0:
+                    break
+                await asyncio.sleep(0.05)  # let readers and the proxy breathe
+            if total:
+                what = "request/response bodies" if bodies_only else "traces"
+                log.info("llmprof: retention removed %d %s older than %g days", total, what, days)
+                self.stats["pruned_bodies" if bodies_only else "pruned"] += total
+
+    def _log_stats(self) -> None:
+        """One info line a minute while anything changes: what was recorded, kept,
+        lost, and the input problems seen."""
+        if time.monotonic() < self._next_stats:
+            return
+        self._next_stats = time.monotonic() + self.stats_interval
+        now = {**self.stats, "parse_problems": sum(self.problems.values())}
+        if now == self._last_stats:
+            return
+        self._last_stats = now
+        log.info(
+            "llmprof: recorded=%d spooled=%d replayed=%d dropped=%d parse_problems=%d "
+            "queue=%d spool_files=%d",
+            now.get("recorded", 0),
+            now.get("spooled", 0),
+            now.get("replayed", 0),
+            now.get("dropped", 0),
+            now["parse_problems"],
+            self.queue.qsize(),
+            len(self.spool.files()),
+        )
 
     # ---- the work ---------------------------------------------------------------
     async def _process(self, batch: list[Exchange]) -> None:

@@ -67,6 +67,17 @@ class BaseStore(abc.ABC):
         row's id is returned for it.
         """
 
+    @abc.abstractmethod
+    async def prune(self, before_ts: float, *, bodies_only: bool = False, batch: int = 500) -> int:
+        """Delete one batch of at most `batch` traces older than `before_ts` (or, with
+        `bodies_only`, only their request/response bodies, keeping the metrics); return
+        how many went. Callers loop until 0, so no statement holds locks for long.
+
+        Run rollups are repaired in the same transaction (tokens, cost and start of
+        what remains; a run with nothing left is removed; turn numbering goes on).
+        The per-template tool ledger keeps its lifetime counts.
+        """
+
     # ---- reads -----------------------------------------------------------------
     @abc.abstractmethod
     async def count(self) -> int:

@@ -94,6 +94,23 @@ ON CONFLICT (route, tool) DO UPDATE SET
     first_seen = least(route_tools.first_seen, excluded.first_seen),
     last_seen = greatest(route_tools.last_seen, excluded.last_seen)
 """)  # fmt: skip
+_OLDEST = "SELECT id FROM traces WHERE ts < $1 ORDER BY ts, id LIMIT $2"
+_PRUNE_TRACES = f"DELETE FROM traces WHERE id IN ({_OLDEST}) RETURNING session_id"
+_PRUNE_BODIES = """DELETE FROM trace_bodies WHERE trace_id IN (
+    SELECT b.trace_id FROM trace_bodies b JOIN traces t ON t.id = b.trace_id
+    WHERE t.ts < $1 ORDER BY t.ts LIMIT $2)"""
+_REPAIR_RUNS = """UPDATE runs SET
+    tokens = (SELECT coalesce(sum(total_tokens), 0) FROM traces t
+              WHERE t.session_id = runs.session_id),
+    cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM traces t
+                WHERE t.session_id = runs.session_id),
+    started = coalesce((SELECT min(ts) FROM traces t WHERE t.session_id = runs.session_id),
+                       started),
+    first_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                           WHERE t.session_id = runs.session_id ORDER BY turn, id LIMIT 1)
+WHERE session_id = ANY($1::text[])"""
+_DROP_EMPTY_RUNS = """DELETE FROM runs WHERE session_id = ANY($1::text[])
+    AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.session_id = runs.session_id)"""
 _RUN_SELECT = (
     f"SELECT {_RUN_COLUMNS}, (SELECT array_agg(DISTINCT t.model) FROM traces t"
     " WHERE t.session_id = runs.session_id AND t.model IS NOT NULL) AS models FROM runs"
@@ -292,6 +309,21 @@ class PostgresStore(BaseStore):
                 if tools := ledger.ledger_rows(fresh):
                     await con.execute(_UPSERT_TOOLS, *_columns(tools, ledger.COLUMNS))
         return [known[t.uid] for t in traces]
+
+    async def prune(self, before_ts: float, *, bodies_only: bool = False, batch: int = 500) -> int:
+        if self.readonly:
+            raise StoreError("this store was opened read-only")
+        async with self.pool.acquire() as con, con.transaction():
+            if bodies_only:
+                status = await con.execute(_PRUNE_BODIES, before_ts, batch)
+                return int(status.split()[-1])
+            gone = await con.fetch(_PRUNE_TRACES, before_ts, batch)
+            sids = sorted({r[0] for r in gone if r[0] is not None})
+            if sids:
+                await con.execute(_LOCK_RUNS, sids)  # no writer numbers a turn meanwhile
+                await con.execute(_REPAIR_RUNS, sids)
+                await con.execute(_DROP_EMPTY_RUNS, sids)
+            return len(gone)
 
     # ---- reads -----------------------------------------------------------------
     async def count(self) -> int:

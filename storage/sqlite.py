@@ -64,6 +64,24 @@ ON CONFLICT (route, tool) DO UPDATE SET
     first_seen = min(route_tools.first_seen, excluded.first_seen),
     last_seen = max(route_tools.last_seen, excluded.last_seen)
 """
+_OLDEST = "SELECT id FROM traces WHERE ts < ? ORDER BY ts, id LIMIT ?"
+_PRUNE_SESSIONS = f"SELECT DISTINCT session_id FROM traces WHERE id IN ({_OLDEST})"
+_PRUNE_TRACES = f"DELETE FROM traces WHERE id IN ({_OLDEST})"  # bodies go by cascade
+_PRUNE_BODIES = """DELETE FROM trace_bodies WHERE trace_id IN (
+    SELECT b.trace_id FROM trace_bodies b JOIN traces t ON t.id = b.trace_id
+    WHERE t.ts < ? ORDER BY t.ts LIMIT ?)"""
+_REPAIR_RUNS = """UPDATE runs SET
+    tokens = (SELECT coalesce(sum(total_tokens), 0) FROM traces t
+              WHERE t.session_id = runs.session_id),
+    cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM traces t
+                WHERE t.session_id = runs.session_id),
+    started = coalesce((SELECT min(ts) FROM traces t WHERE t.session_id = runs.session_id),
+                       started),
+    first_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                           WHERE t.session_id = runs.session_id ORDER BY turn, id LIMIT 1)
+WHERE session_id IN ({marks})"""
+_DROP_EMPTY_RUNS = """DELETE FROM runs WHERE session_id IN ({marks})
+    AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.session_id = runs.session_id)"""
 _RUN_COLUMNS = (
     "session_id, turns, started, last, tokens, cost_usd, provider, "
     "first_prompt_tokens, last_prompt_tokens"
@@ -114,6 +132,9 @@ class SQLiteStore(BaseStore):
             if self.readonly:
                 await self._check_schema()
             else:
+                # Set before the first table exists, so pruning can hand pages back
+                # (a no-op on a file created by an older llmprof).
+                await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 await db.execute("PRAGMA journal_mode = WAL")
                 await db.execute("PRAGMA synchronous = NORMAL")
                 await db.execute("PRAGMA foreign_keys = ON")
@@ -224,6 +245,31 @@ class SQLiteStore(BaseStore):
             await db.execute("ROLLBACK")
             raise
         return [known[u] for u in uids]
+
+    async def prune(self, before_ts: float, *, bodies_only: bool = False, batch: int = 500) -> int:
+        if self.readonly:
+            raise StoreError("this store was opened read-only")
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if bodies_only:
+                cur = await db.execute(_PRUNE_BODIES, (before_ts, batch))
+            else:
+                sids = [
+                    r[0] for r in await db.execute_fetchall(_PRUNE_SESSIONS, (before_ts, batch))
+                ]
+                cur = await db.execute(_PRUNE_TRACES, (before_ts, batch))
+                for part in _chunks(sids):
+                    marks = ", ".join("?" for _ in part)
+                    await db.execute(_REPAIR_RUNS.format(marks=marks), part)
+                    await db.execute(_DROP_EMPTY_RUNS.format(marks=marks), part)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        if cur.rowcount:
+            await db.execute("PRAGMA incremental_vacuum(2000)")  # give pages back to the disk
+        return cur.rowcount
 
     async def _earlier(self, keys: Sequence[str]) -> list[Earlier]:
         out = []

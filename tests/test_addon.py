@@ -140,3 +140,11 @@ def test_a_broken_price_file_stops_the_proxy_at_startup(tmp_path, monkeypatch):
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError, match="LLMPROF_PRICING: .*prices.json"):
             tctx.configure(addon, llmprof_db_url=f"sqlite:///{tmp_path}/x.db")
+
+
+def test_bad_retention_setting_is_a_startup_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMPROF_RETENTION_DAYS", "a month")
+    addon = LLMProf()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="LLMPROF_RETENTION_DAYS='a month'"):
+            tctx.configure(addon, llmprof_db_url=f"sqlite:///{tmp_path}/x.db")

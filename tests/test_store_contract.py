@@ -952,3 +952,36 @@ async def test_unused_tools_ledger_and_no_double_counting(store: BaseStore) -> N
     # replaying the same traces (a spool replay) changes nothing
     await store.record_many(batch)
     assert await store.reclaimable_summary() == summary
+
+
+async def test_prune_old_traces_and_bodies_keeps_summaries_right(store: BaseStore) -> None:
+    old, new = 1_700_000_000.0, 1_700_000_000.0 + 40 * DAY
+    batch = [
+        tr(uid=f"o{i}", ts=old + i, session_hint="mixed", request={"big": "x" * 100}, cost_usd=0.5)
+        for i in range(7)
+    ]
+    batch += [
+        tr(uid=f"n{i}", ts=new + i, session_hint="mixed", request={"big": "y"}, cost_usd=0.25)
+        for i in range(3)
+    ]
+    batch += [tr(uid="lonely", ts=old + 50, session_hint="gone")]
+    await store.record_many(batch)
+    # bodies only: metrics stay, bodies of old calls go, in batches
+    pruned = [await store.prune(new, bodies_only=True, batch=3) for _ in range(4)]
+    assert pruned == [3, 3, 2, 0]
+    first = await store.get((await store.recent(limit=20))[-1]["id"])
+    assert first["uid"] == "o0" and first["request"] is None and first["prompt_tokens"] == 100
+    n2 = next(r for r in await store.recent(limit=20) if r["uid"] == "n2")
+    assert (await store.get(n2["id"]))["request"] == {"big": "y"}
+    # whole traces
+    assert [await store.prune(new, batch=5) for _ in range(3)] == [5, 3, 0]
+    assert await store.count() == 3
+    assert await store.session("gone") is None
+    run = await store.session("mixed")
+    assert [c["turn"] for c in run["calls"]] == [8, 9, 10] and run["turns"] == 10
+    assert run["cost_usd"] == 0.75 and run["tokens"] == 360 and run["started"] == new
+    assert (await store.model_summary())[0]["calls"] == 3
+    reclaim = await store.reclaimable_summary()
+    assert reclaim["calls"] == 3 and reclaim["cost_usd"] == 0.75
+    await store.record(tr(uid="later", ts=new + 9, session_hint="mixed"))  # numbering goes on
+    assert (await store.session("mixed"))["calls"][-1]["turn"] == 11

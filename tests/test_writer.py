@@ -120,3 +120,43 @@ async def test_full_queue_and_full_spool_are_counted(tmp_path, caplog):
 
     w._to_spool([build_trace(exchange(9))[0]])  # 10 bytes cannot hold a trace
     assert w.stats["dropped"] == 4 and "spool full" in caplog.text
+
+
+async def test_retention_prunes_in_batches_and_stats_are_logged(tmp_path, caplog):
+    import logging
+    import time as _time
+
+    from addon.extract import build_trace
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    old = []
+    for i in range(1200):  # three batches of 500
+        t = build_trace(exchange(i))[0]
+        t.uid, t.ts = f"old-{i}", _time.time() - 40 * 86400
+        old.append(t)
+    fresh = build_trace(exchange(5000))[0]
+    fresh.ts = _time.time()
+    async with storage.make_store(url) as s:
+        await s.record_many([*old, fresh])
+    caplog.set_level(logging.INFO, logger="llmprof")
+    w = Writer(
+        lambda: storage.make_store(url),
+        Spool(tmp_path / "spool", 1 << 20),
+        retention_days=30,
+        body_retention_days=1,
+        stats_interval=0.1,
+    )
+    w._next_prune = 0
+    w.start()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if w.stats["pruned"] == 1200:
+            break
+    w.submit(exchange(7))
+    await asyncio.sleep(0.4)
+    await w.stop()
+    assert w.stats["pruned"] == 1200 and w.stats["pruned_bodies"] == 1200
+    async with storage.make_store(url, readonly=True) as s:
+        assert await s.count() == 2
+    assert "retention removed 1200 traces older than 30 days" in caplog.text
+    assert "llmprof: recorded=1 spooled=0 replayed=0 dropped=0" in caplog.text
