@@ -11,6 +11,9 @@ from ..deps import StoreDep
 from ..models import DayRow, ModelRow, Reclaimable, RouteRow
 
 router = APIRouter(prefix="/api", tags=["summaries"])
+# Listed in the schema, so clients (and schemathesis) know the valid values.
+ZONES = sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+_ZONE_SET = set(available_timezones())
 
 
 @router.get("/summary/daily", response_model=list[DayRow])
@@ -18,11 +21,16 @@ async def daily(
     store: StoreDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     tz: Annotated[
-        str | None, Query(max_length=64, description="IANA zone for day boundaries")
+        str | None,
+        Query(
+            max_length=64,
+            description="IANA time zone for day boundaries (default: the server's)",
+            json_schema_extra={"enum": ZONES},
+        ),
     ] = None,
 ) -> list[dict]:
     """One row per calendar day, oldest first, days without calls included."""
-    if tz is not None and tz not in _zones():
+    if tz is not None and tz not in _ZONE_SET:
         raise HTTPException(422, f"tz: unknown time zone {tz!r} (use an IANA name)")
     return await store.daily_summary(days=days, tz=tz)
 
@@ -43,12 +51,3 @@ async def routes(store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 1
 async def reclaimable(store: StoreDep) -> dict:
     """What could be cut, in dollars, with ranked actions and a monthly projection."""
     return await store.reclaimable_summary()
-
-
-_ZONES: set[str] = set()
-
-
-def _zones() -> set[str]:
-    if not _ZONES:
-        _ZONES.update(available_timezones())
-    return _ZONES
