@@ -15,11 +15,10 @@ from typing import Any
 
 import aiosqlite
 
-from . import ledger, migrate
+from . import ledger, migrate, rollups
+from . import sqlite_sql as sql
 from .base import BaseStore, StoreError
 from .rows import (
-    INSERT_COLUMNS,
-    LIST_COLUMNS,
     body_values,
     insert_values,
     loads,
@@ -27,69 +26,10 @@ from .rows import (
     with_bodies,
 )
 from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions
+from .summaries import route_dict
 from .trace import BODY_FIELDS, Trace
 
 BUSY_TIMEOUT_MS = 5000
-_LIST = ", ".join(LIST_COLUMNS)
-_INSERT = (
-    f"INSERT INTO traces ({', '.join(INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
-)
-_INSERT_BODY = (
-    f"INSERT INTO trace_bodies (trace_id, {', '.join(BODY_FIELDS)}) "
-    f"VALUES (?, {', '.join('?' for _ in BODY_FIELDS)})"
-)
-_UPSERT_RUN = """
-INSERT INTO runs (session_id, turns, started, last, tokens, cost_usd, provider,
-                  first_prompt_tokens, last_prompt_tokens)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (session_id) DO UPDATE SET
-    turns = excluded.turns,
-    started = min(runs.started, excluded.started),
-    last = max(runs.last, excluded.last),
-    tokens = runs.tokens + excluded.tokens,
-    cost_usd = runs.cost_usd + excluded.cost_usd,
-    provider = coalesce(runs.provider, excluded.provider),
-    last_prompt_tokens = excluded.last_prompt_tokens
-"""
-_TOOL_MARKS = ", ".join("?" for _ in ledger.COLUMNS)
-_UPSERT_TOOLS = f"""
-INSERT INTO route_tools ({", ".join(ledger.COLUMNS)}) VALUES ({_TOOL_MARKS})
-ON CONFLICT (route, tool) DO UPDATE SET
-    label = coalesce(excluded.label, route_tools.label),
-    shipped = route_tools.shipped + excluded.shipped,
-    called = route_tools.called + excluded.called,
-    tokens = route_tools.tokens + excluded.tokens,
-    residual_usd = route_tools.residual_usd + excluded.residual_usd,
-    first_seen = min(route_tools.first_seen, excluded.first_seen),
-    last_seen = max(route_tools.last_seen, excluded.last_seen)
-"""
-_OLDEST = "SELECT id FROM traces WHERE ts < ? ORDER BY ts, id LIMIT ?"
-_PRUNE_SESSIONS = f"SELECT DISTINCT session_id FROM traces WHERE id IN ({_OLDEST})"
-_PRUNE_TRACES = f"DELETE FROM traces WHERE id IN ({_OLDEST})"  # bodies go by cascade
-_PRUNE_BODIES = """DELETE FROM trace_bodies WHERE trace_id IN (
-    SELECT b.trace_id FROM trace_bodies b JOIN traces t ON t.id = b.trace_id
-    WHERE t.ts < ? ORDER BY t.ts LIMIT ?)"""
-_REPAIR_RUNS = """UPDATE runs SET
-    tokens = (SELECT coalesce(sum(total_tokens), 0) FROM traces t
-              WHERE t.session_id = runs.session_id),
-    cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM traces t
-                WHERE t.session_id = runs.session_id),
-    started = coalesce((SELECT min(ts) FROM traces t WHERE t.session_id = runs.session_id),
-                       started),
-    first_prompt_tokens = (SELECT prompt_tokens FROM traces t
-                           WHERE t.session_id = runs.session_id ORDER BY turn, id LIMIT 1)
-WHERE session_id IN ({marks})"""
-_DROP_EMPTY_RUNS = """DELETE FROM runs WHERE session_id IN ({marks})
-    AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.session_id = runs.session_id)"""
-_RUN_COLUMNS = (
-    "session_id, turns, started, last, tokens, cost_usd, provider, "
-    "first_prompt_tokens, last_prompt_tokens"
-)
-_TURN_COLUMNS = (
-    "id, ts, turn, model, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
-    "cost_usd, latency_ms, ttft_ms, outcome, components"
-)
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
@@ -162,10 +102,10 @@ class SQLiteStore(BaseStore):
         try:
             rows = await self.db.execute_fetchall("SELECT name FROM schema_migrations")
             done = {r[0] for r in rows}
-            for name, sql in migrate.migrations("sqlite"):
+            for name, script in migrate.migrations("sqlite"):
                 if name in done:
                     continue
-                for statement in _statements(sql):
+                for statement in _statements(script):
                     await self.db.execute(statement)
                 await self.db.execute(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
@@ -215,14 +155,14 @@ class SQLiteStore(BaseStore):
                         existing[row[0]] = row[1]
                 assigned, deltas = plan_runs(fresh, session_ids, existing)
                 pairs = zip(fresh, assigned, strict=True)
-                await db.executemany(_INSERT, [insert_values(t, s, n) for t, (s, n) in pairs])
+                await db.executemany(sql.INSERT, [insert_values(t, s, n) for t, (s, n) in pairs])
                 new_ids = await self._ids_by_uid([t.uid for t in fresh])
                 known.update(new_ids)
                 await db.executemany(
-                    _INSERT_BODY, [(new_ids[t.uid], *body_values(t)) for t in fresh]
+                    sql.INSERT_BODY, [(new_ids[t.uid], *body_values(t)) for t in fresh]
                 )
                 await db.executemany(
-                    _UPSERT_RUN,
+                    sql.UPSERT_RUN,
                     [
                         (
                             d.session_id,
@@ -239,7 +179,8 @@ class SQLiteStore(BaseStore):
                     ],
                 )
                 if tools := ledger.ledger_rows(fresh):
-                    await db.executemany(_UPSERT_TOOLS, tools)
+                    await db.executemany(sql.UPSERT_TOOLS, tools)
+                await self._apply_rollups(rollups.deltas(fresh))
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -253,16 +194,23 @@ class SQLiteStore(BaseStore):
         await db.execute("BEGIN IMMEDIATE")
         try:
             if bodies_only:
-                cur = await db.execute(_PRUNE_BODIES, (before_ts, batch))
+                cur = await db.execute(sql.PRUNE_BODIES, (before_ts, batch))
             else:
-                sids = [
-                    r[0] for r in await db.execute_fetchall(_PRUNE_SESSIONS, (before_ts, batch))
-                ]
-                cur = await db.execute(_PRUNE_TRACES, (before_ts, batch))
+                rows = await db.execute_fetchall(sql.PRUNE_SESSIONS, (before_ts, batch))
+                sids = [r[0] for r in rows]
+                gone = await db.execute_fetchall(
+                    sql.PRUNED_ROWS.format(oldest=sql.OLDEST), (before_ts, batch)
+                )
+                cur = await db.execute(sql.PRUNE_TRACES, (before_ts, batch))
+                await self._apply_rollups(rollups.deltas([dict(r) for r in gone], sign=-1))
+                routes = sorted({r["route"] for r in gone if r["route"]})
+                for part in _chunks(routes):
+                    marks = ", ".join("?" for _ in part)
+                    await db.execute(sql.ROUTE_FIRST_SEEN.format(marks=marks), part)
                 for part in _chunks(sids):
                     marks = ", ".join("?" for _ in part)
-                    await db.execute(_REPAIR_RUNS.format(marks=marks), part)
-                    await db.execute(_DROP_EMPTY_RUNS.format(marks=marks), part)
+                    await db.execute(sql.REPAIR_RUNS.format(marks=marks), part)
+                    await db.execute(sql.DROP_EMPTY_RUNS.format(marks=marks), part)
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -270,6 +218,14 @@ class SQLiteStore(BaseStore):
         if cur.rowcount:
             await db.execute("PRAGMA incremental_vacuum(2000)")  # give pages back to the disk
         return cur.rowcount
+
+    async def _apply_rollups(self, deltas: dict[rollups.Table, list[tuple]]) -> None:
+        for table, rows in deltas.items():
+            if rows:
+                await self.db.executemany(sql.UPSERT_ROLLUP[table], rows)
+        if any(rows and rows[0][len(t.columns) - len(t.sums)] < 0 for t, rows in deltas.items()):
+            for statement in sql.DROP_EMPTY_ROLLUPS:  # rows a prune emptied
+                await self.db.execute(statement)
 
     async def _earlier(self, keys: Sequence[str]) -> list[Earlier]:
         out = []
@@ -295,20 +251,20 @@ class SQLiteStore(BaseStore):
 
     # ---- reads -----------------------------------------------------------------
     async def count(self) -> int:
-        rows = await self.db.execute_fetchall("SELECT count(*) FROM traces")
+        rows = await self.db.execute_fetchall(sql.COUNT)
         return int(rows[0][0])
 
     async def recent(self, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
         if before is None:
-            sql, args = f"SELECT {_LIST} FROM traces ORDER BY id DESC LIMIT ?", (limit,)
+            query, args = f"SELECT {sql.LIST} FROM traces ORDER BY id DESC LIMIT ?", (limit,)
         else:
-            sql = f"SELECT {_LIST} FROM traces WHERE id < ? ORDER BY id DESC LIMIT ?"
+            query = f"SELECT {sql.LIST} FROM traces WHERE id < ? ORDER BY id DESC LIMIT ?"
             args = (before, limit)
-        return [trace_dict(r) for r in await self.db.execute_fetchall(sql, args)]
+        return [trace_dict(r) for r in await self.db.execute_fetchall(query, args)]
 
     async def get(self, trace_id: int) -> dict[str, Any] | None:
         rows = await self.db.execute_fetchall(
-            f"SELECT {_LIST} FROM traces WHERE id = ?", (trace_id,)
+            f"SELECT {sql.LIST} FROM traces WHERE id = ?", (trace_id,)
         )
         if not rows:
             return None
@@ -318,33 +274,15 @@ class SQLiteStore(BaseStore):
         return with_bodies(trace_dict(rows[0]), body[0] if body else None)
 
     async def _quarter_hour_buckets(self, since_ts: float) -> list[tuple]:
-        rows = await self.db.execute_fetchall(
-            """SELECT CAST(ts / 900 AS INTEGER) AS b, count(*), sum(total_tokens),
-                      sum(prompt_tokens), sum(completion_tokens), sum(cost_usd),
-                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
-               FROM traces WHERE ts >= ? GROUP BY b ORDER BY b""",
-            (since_ts,),
-        )
+        rows = await self.db.execute_fetchall(sql.BUCKETS, (int(since_ts // 900),))
         return [tuple(r) for r in rows]
 
     async def model_summary(self) -> list[dict[str, Any]]:
-        rows = await self.db.execute_fetchall(
-            """SELECT model, provider, count(*) AS calls,
-                      coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
-                      coalesce(sum(completion_tokens), 0) AS completion_tokens,
-                      coalesce(sum(cached_tokens), 0) AS cached_tokens,
-                      coalesce(sum(total_tokens), 0) AS tokens,
-                      round(coalesce(sum(cost_usd), 0), 6) AS cost_usd,
-                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
-                          AS unpriced_calls
-               FROM traces GROUP BY model, provider
-               ORDER BY cost_usd DESC, calls DESC, model, provider"""
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await self.db.execute_fetchall(sql.MODEL_SUMMARY)]
 
     async def sessions(self, limit: int = 50, min_turns: int = 2) -> list[dict[str, Any]]:
         rows = await self.db.execute_fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE turns >= ? "
+            f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE turns >= ? "
             "ORDER BY last DESC, session_id LIMIT ?",
             (min_turns, limit),
         )
@@ -354,14 +292,14 @@ class SQLiteStore(BaseStore):
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         rows = await self.db.execute_fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id = ?", (session_id,)
+            f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE session_id = ?", (session_id,)
         )
         if not rows:
             return None
         run = dict(rows[0])
         await self._attach_models([run])
         turns = await self.db.execute_fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM traces WHERE session_id = ? ORDER BY turn, id",
+            f"SELECT {sql.TURN_COLUMNS} FROM traces WHERE session_id = ? ORDER BY turn, id",
             (session_id,),
         )
         run["calls"] = [_turn_dict(r) for r in turns]
@@ -383,52 +321,17 @@ class SQLiteStore(BaseStore):
                 by_id[sid]["models"].append(model)
 
     async def routes(self, limit: int = 15) -> list[dict[str, Any]]:
-        rows = await self.db.execute_fetchall(
-            """SELECT route, max(route_label) AS label, count(*) AS calls,
-                      round(coalesce(sum(cost_usd), 0), 6) AS cost_usd,
-                      coalesce(sum(total_tokens), 0) AS tokens,
-                      avg(prompt_tokens) AS avg_prompt_tokens,
-                      coalesce(sum(cached_tokens), 0) AS cached,
-                      coalesce(sum(prompt_tokens), 0) AS prompt,
-                      group_concat(DISTINCT model) AS models,
-                      min(ts) AS first_seen, max(ts) AS last_seen
-               FROM traces WHERE route IS NOT NULL GROUP BY route
-               ORDER BY cost_usd DESC, calls DESC, route LIMIT ?""",
-            (limit,),
-        )
-        out = []
-        for r in rows:
-            d = dict(r)
-            cached, prompt = d.pop("cached"), d.pop("prompt")
-            d["cache_hit_ratio"] = round(cached / prompt, 4) if prompt else 0.0
-            d["models"] = sorted((d["models"] or "").split(",")) if d["models"] else []
-            if d["avg_prompt_tokens"] is not None:
-                d["avg_prompt_tokens"] = round(d["avg_prompt_tokens"], 1)
-            out.append(d)
-        return out
+        rows = await self.db.execute_fetchall(sql.ROUTES, (limit,))
+        return [route_dict(dict(r), (r["models"] or "").split(",")) for r in rows]
 
     async def _reclaimable_totals(self) -> dict[str, Any]:
-        rows = await self.db.execute_fetchall(
-            """SELECT count(*) AS calls, sum(cost_usd) AS cost_usd,
-                      sum(reclaimable_usd) AS reclaimable_usd,
-                      sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END)
-                          AS unpriced_calls,
-                      min(ts) AS first_ts, max(ts) AS last_ts,
-                      count(DISTINCT CAST(ts / 86400 AS INTEGER)) AS active_days,
-                      sum(reclaim_dup_usd) AS dup_usd,
-                      sum(CASE WHEN reclaim_dup_usd > 0 THEN 1 ELSE 0 END) AS dup_calls,
-                      sum(reclaim_cache_usd) AS cache_usd,
-                      sum(CASE WHEN reclaim_cache_usd > 0 THEN 1 ELSE 0 END) AS cache_calls
-               FROM traces"""
-        )
-        return dict(rows[0])
+        totals = dict((await self.db.execute_fetchall(sql.TOTALS))[0])
+        totals.update(dict((await self.db.execute_fetchall(sql.SPAN))[0]))
+        totals["active_days"] = (await self.db.execute_fetchall(sql.ACTIVE_DAYS))[0][0]
+        return totals
 
     async def _unused_tools(self) -> list[tuple]:
-        rows = await self.db.execute_fetchall(
-            "SELECT route, tool, label, shipped, tokens, residual_usd FROM route_tools "
-            "WHERE called = 0 ORDER BY residual_usd DESC, route, tool"
-        )
-        return [tuple(r) for r in rows]
+        return [tuple(r) for r in await self.db.execute_fetchall(sql.UNUSED_TOOLS)]
 
 
 def _statements(sql: str) -> list[str]:

@@ -130,3 +130,13 @@ def reclaimable_from_totals(
         "span_seconds": span,
         "active_days": active_days,
     }
+
+
+def route_dict(row: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """A routes() row from a rollup aggregate: `prompt`, `prompt_calls` and `cached`
+    become the average prompt and the cache hit ratio."""
+    prompt, prompt_calls, cached = row.pop("prompt"), row.pop("prompt_calls"), row.pop("cached")
+    row["avg_prompt_tokens"] = round(prompt / prompt_calls, 1) if prompt_calls else None
+    row["cache_hit_ratio"] = round(cached / prompt, 4) if prompt else 0.0
+    row["models"] = sorted({m for m in models if m})
+    return row

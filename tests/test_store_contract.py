@@ -985,3 +985,79 @@ async def test_prune_old_traces_and_bodies_keeps_summaries_right(store: BaseStor
     assert reclaim["calls"] == 3 and reclaim["cost_usd"] == 0.75
     await store.record(tr(uid="later", ts=new + 9, session_hint="mixed"))  # numbering goes on
     assert (await store.session("mixed"))["calls"][-1]["turn"] == 11
+
+
+async def test_rollups_always_equal_the_traces(store: BaseStore) -> None:
+    """Summaries read rollups the writer keeps; after batches, replays and prunes they
+    must still equal aggregates computed here from the traces themselves."""
+    rng = random.Random(3)
+    models = ["gpt-4o", "claude-sonnet-4-5", None]
+    traces = []
+    for i in range(300):
+        cost = None if rng.random() < 0.1 else round(rng.random() / 100, 6)
+        traces.append(
+            tr(
+                uid=f"r{i}",
+                ts=1_780_000_000.0 + i * 1800,
+                model=rng.choice(models),
+                provider=rng.choice(["openai", "anthropic"]),
+                cost_usd=cost,
+                outcome="ok" if rng.random() < 0.9 else "http_error",
+                prompt_tokens=rng.randrange(10, 5000),
+                cached_tokens=rng.randrange(0, 10),
+                completion_tokens=rng.randrange(1, 300),
+                route=rng.choice([None, "ra", "rb", "rc"]),
+                route_label="label",
+                reclaim_dup_usd=rng.choice([0.0, 0.001]),
+            )
+        )
+    for i in range(0, 300, 37):
+        await store.record_many(traces[i : i + 37])
+    await store.record_many(traces[100:140])  # a replay
+    while await store.prune(1_780_000_000.0 + 80 * 1800, batch=13):
+        pass
+    left = await store.recent(limit=1000)
+    assert len(left) == 220 == await store.count()
+
+    def agg(rows):
+        return {
+            "calls": len(rows),
+            "tokens": sum(r["total_tokens"] or 0 for r in rows),
+            "cost_usd": round(sum(r["cost_usd"] or 0 for r in rows), 6),
+            "unpriced": sum(1 for r in rows if r["cost_usd"] is None and r["outcome"] == "ok"),
+        }
+
+    by_model = {}
+    for r in left:
+        by_model.setdefault((r["model"], r["provider"]), []).append(r)
+    got = {
+        (m["model"], m["provider"]): {
+            "calls": m["calls"],
+            "tokens": m["tokens"],
+            "cost_usd": m["cost_usd"],
+            "unpriced": m["unpriced_calls"],
+        }
+        for m in await store.model_summary()
+    }
+    assert got == {k: agg(v) for k, v in by_model.items()}
+    by_route = {}
+    for r in left:
+        if r["route"]:
+            by_route.setdefault(r["route"], []).append(r)
+    routes = {r["route"]: r for r in await store.routes(limit=10)}
+    for name, rows in by_route.items():
+        expect = agg(rows)
+        assert (routes[name]["calls"], routes[name]["tokens"]) == (
+            expect["calls"],
+            expect["tokens"],
+        )
+        assert routes[name]["cost_usd"] == expect["cost_usd"]
+        assert routes[name]["first_seen"] == min(r["ts"] for r in rows)
+        assert routes[name]["avg_prompt_tokens"] == round(
+            sum(r["prompt_tokens"] for r in rows) / len(rows), 1
+        )
+    reclaim = await store.reclaimable_summary()
+    assert reclaim["calls"] == 220 and reclaim["cost_usd"] == agg(left)["cost_usd"]
+    assert reclaim["by_source"]["duplicates"] == round(
+        sum(r["reclaim_dup_usd"] or 0 for r in left), 6
+    )

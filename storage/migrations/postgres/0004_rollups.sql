@@ -1,0 +1,76 @@
+-- 0004: rollups the writer keeps (storage/rollups.py), so summaries read hundreds of
+-- rows instead of aggregating every trace: per model (all time), per quarter-hour
+-- and model (any time zone folds quarter-hours into its days), per template and
+-- model. Back-filled here from the traces already stored.
+
+CREATE TABLE rollup_models (
+    model             TEXT             NOT NULL,  -- '' when the call had none
+    provider          TEXT             NOT NULL,
+    calls             BIGINT           NOT NULL,
+    unpriced_calls    BIGINT           NOT NULL,
+    prompt_tokens     BIGINT           NOT NULL,
+    completion_tokens BIGINT           NOT NULL,
+    cached_tokens     BIGINT           NOT NULL,
+    total_tokens      BIGINT           NOT NULL,
+    cost_usd          DOUBLE PRECISION NOT NULL,
+    reclaimable_usd   DOUBLE PRECISION NOT NULL,
+    dup_usd           DOUBLE PRECISION NOT NULL,
+    dup_calls         BIGINT           NOT NULL,
+    cache_usd         DOUBLE PRECISION NOT NULL,
+    cache_calls       BIGINT           NOT NULL,
+    PRIMARY KEY (model, provider)
+);
+
+CREATE TABLE rollup_buckets (
+    bucket            BIGINT           NOT NULL,  -- floor(ts / 900)
+    model             TEXT             NOT NULL,
+    provider          TEXT             NOT NULL,
+    calls             BIGINT           NOT NULL,
+    unpriced_calls    BIGINT           NOT NULL,
+    prompt_tokens     BIGINT           NOT NULL,
+    completion_tokens BIGINT           NOT NULL,
+    total_tokens      BIGINT           NOT NULL,
+    cost_usd          DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (bucket, model, provider)
+);
+
+CREATE TABLE rollup_routes (
+    route         TEXT             NOT NULL,
+    model         TEXT             NOT NULL,
+    label         TEXT,
+    first_seen    DOUBLE PRECISION NOT NULL,
+    last_seen     DOUBLE PRECISION NOT NULL,
+    calls         BIGINT           NOT NULL,
+    cost_usd      DOUBLE PRECISION NOT NULL,
+    total_tokens  BIGINT           NOT NULL,
+    prompt_tokens BIGINT           NOT NULL,
+    prompt_calls  BIGINT           NOT NULL,  -- calls with a prompt count, for the average
+    cached_tokens BIGINT           NOT NULL,
+    PRIMARY KEY (route, model)
+);
+
+-- prune() recomputes a template's first_seen from what is left
+CREATE INDEX traces_route_ts ON traces (route, ts) WHERE route IS NOT NULL;
+
+INSERT INTO rollup_models
+SELECT coalesce(model, ''), coalesce(provider, ''), count(*),
+       count(*) FILTER (WHERE cost_usd IS NULL AND outcome = 'ok'),
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+       coalesce(sum(cached_tokens), 0), coalesce(sum(total_tokens), 0),
+       coalesce(sum(cost_usd), 0), coalesce(sum(reclaimable_usd), 0),
+       coalesce(sum(reclaim_dup_usd), 0), count(*) FILTER (WHERE reclaim_dup_usd > 0),
+       coalesce(sum(reclaim_cache_usd), 0), count(*) FILTER (WHERE reclaim_cache_usd > 0)
+FROM traces GROUP BY 1, 2;
+
+INSERT INTO rollup_buckets
+SELECT floor(ts / 900)::bigint, coalesce(model, ''), coalesce(provider, ''), count(*),
+       count(*) FILTER (WHERE cost_usd IS NULL AND outcome = 'ok'),
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+       coalesce(sum(total_tokens), 0), coalesce(sum(cost_usd), 0)
+FROM traces GROUP BY 1, 2, 3;
+
+INSERT INTO rollup_routes
+SELECT route, coalesce(model, ''), max(route_label COLLATE "C"), min(ts), max(ts), count(*),
+       coalesce(sum(cost_usd), 0), coalesce(sum(total_tokens), 0),
+       coalesce(sum(prompt_tokens), 0), count(prompt_tokens), coalesce(sum(cached_tokens), 0)
+FROM traces WHERE route IS NOT NULL GROUP BY 1, 2;

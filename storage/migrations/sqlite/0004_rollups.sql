@@ -1,0 +1,76 @@
+-- 0004: rollups the writer keeps (storage/rollups.py), so summaries read hundreds of
+-- rows instead of aggregating every trace: per model (all time), per quarter-hour
+-- and model (any time zone folds quarter-hours into its days), per template and
+-- model. Back-filled here from the traces already stored.
+
+CREATE TABLE rollup_models (
+    model             TEXT    NOT NULL,  -- '' when the call had none
+    provider          TEXT    NOT NULL,
+    calls             INTEGER NOT NULL,
+    unpriced_calls    INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens     INTEGER NOT NULL,
+    total_tokens      INTEGER NOT NULL,
+    cost_usd          REAL    NOT NULL,
+    reclaimable_usd   REAL    NOT NULL,
+    dup_usd           REAL    NOT NULL,
+    dup_calls         INTEGER NOT NULL,
+    cache_usd         REAL    NOT NULL,
+    cache_calls       INTEGER NOT NULL,
+    PRIMARY KEY (model, provider)
+);
+
+CREATE TABLE rollup_buckets (
+    bucket            INTEGER NOT NULL,  -- floor(ts / 900)
+    model             TEXT    NOT NULL,
+    provider          TEXT    NOT NULL,
+    calls             INTEGER NOT NULL,
+    unpriced_calls    INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    total_tokens      INTEGER NOT NULL,
+    cost_usd          REAL    NOT NULL,
+    PRIMARY KEY (bucket, model, provider)
+);
+
+CREATE TABLE rollup_routes (
+    route         TEXT    NOT NULL,
+    model         TEXT    NOT NULL,
+    label         TEXT,
+    first_seen    REAL    NOT NULL,
+    last_seen     REAL    NOT NULL,
+    calls         INTEGER NOT NULL,
+    cost_usd      REAL    NOT NULL,
+    total_tokens  INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    prompt_calls  INTEGER NOT NULL,  -- calls with a prompt count, for the average
+    cached_tokens INTEGER NOT NULL,
+    PRIMARY KEY (route, model)
+);
+
+-- prune() recomputes a template's first_seen from what is left
+CREATE INDEX traces_route_ts ON traces (route, ts) WHERE route IS NOT NULL;
+
+INSERT INTO rollup_models
+SELECT coalesce(model, ''), coalesce(provider, ''), count(*),
+       sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END),
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+       coalesce(sum(cached_tokens), 0), coalesce(sum(total_tokens), 0),
+       coalesce(sum(cost_usd), 0), coalesce(sum(reclaimable_usd), 0),
+       coalesce(sum(reclaim_dup_usd), 0), sum(CASE WHEN reclaim_dup_usd > 0 THEN 1 ELSE 0 END),
+       coalesce(sum(reclaim_cache_usd), 0), sum(CASE WHEN reclaim_cache_usd > 0 THEN 1 ELSE 0 END)
+FROM traces GROUP BY 1, 2;
+
+INSERT INTO rollup_buckets
+SELECT CAST(ts / 900 AS INTEGER), coalesce(model, ''), coalesce(provider, ''), count(*),
+       sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END),
+       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+       coalesce(sum(total_tokens), 0), coalesce(sum(cost_usd), 0)
+FROM traces GROUP BY 1, 2, 3;
+
+INSERT INTO rollup_routes
+SELECT route, coalesce(model, ''), max(route_label), min(ts), max(ts), count(*),
+       coalesce(sum(cost_usd), 0), coalesce(sum(total_tokens), 0),
+       coalesce(sum(prompt_tokens), 0), count(prompt_tokens), coalesce(sum(cached_tokens), 0)
+FROM traces WHERE route IS NOT NULL GROUP BY 1, 2;
