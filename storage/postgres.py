@@ -21,7 +21,7 @@ import asyncpg
 from . import ledger, migrate, rollups, rows
 from . import postgres_sql as sql
 from .base import BaseStore, StoreError
-from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions
+from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions, run_models
 from .summaries import route_dict
 from .trace import BODY_FIELDS, Trace
 
@@ -177,6 +177,10 @@ class PostgresStore(BaseStore):
                 if tools := ledger.ledger_rows(fresh):
                     await con.execute(sql.UPSERT_TOOLS, *_columns(tools, ledger.COLUMNS))
                 await self._apply_rollups(con, rollups.deltas(fresh))
+                if pairs_ := run_models(fresh, session_ids):
+                    await con.execute(
+                        sql.ADD_RUN_MODELS, *_columns(pairs_, ("session_id", "model"))
+                    )
         return [known[t.uid] for t in traces]
 
     async def prune(self, before_ts: float, *, bodies_only: bool = False, batch: int = 500) -> int:
@@ -196,6 +200,7 @@ class PostgresStore(BaseStore):
                 await con.execute(sql.LOCK_RUNS, sids)  # no writer numbers a turn meanwhile
                 await con.execute(sql.REPAIR_RUNS, sids)
                 await con.execute(sql.DROP_EMPTY_RUNS, sids)
+                await con.execute(sql.DROP_RUN_MODELS, sids)
             return len(gone)
 
     async def _apply_rollups(self, con: Any, deltas: dict[rollups.Table, list[tuple]]) -> None:

@@ -97,8 +97,8 @@ WHERE session_id = ANY($1::text[])"""
 DROP_EMPTY_RUNS = """DELETE FROM runs WHERE session_id = ANY($1::text[])
     AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.session_id = runs.session_id)"""
 RUN_SELECT = (
-    f"SELECT {RUN_COLUMNS}, (SELECT array_agg(DISTINCT t.model) FROM traces t"
-    " WHERE t.session_id = runs.session_id AND t.model IS NOT NULL) AS models FROM runs"
+    f"SELECT {RUN_COLUMNS}, (SELECT array_agg(m.model) FROM run_models m"
+    " WHERE m.session_id = runs.session_id) AS models FROM runs"
 )
 SESSIONS = RUN_SELECT + ' WHERE turns >= $1 ORDER BY last DESC, session_id COLLATE "C" LIMIT $2'
 SESSION = RUN_SELECT + " WHERE session_id = $1"
@@ -166,3 +166,7 @@ ROUTE_FIRST_SEEN = """UPDATE rollup_routes SET first_seen = coalesce(
     (SELECT min(ts) FROM traces t WHERE t.route = rollup_routes.route
      AND coalesce(t.model, '') = rollup_routes.model), first_seen)
 WHERE route = ANY($1::text[])"""
+ADD_RUN_MODELS = bulk_insert("run_models", ("session_id", "model"), "ON CONFLICT DO NOTHING")
+DROP_RUN_MODELS = """DELETE FROM run_models WHERE session_id = ANY($1::text[]) AND NOT EXISTS (
+    SELECT 1 FROM traces t WHERE t.session_id = run_models.session_id
+    AND t.model = run_models.model)"""

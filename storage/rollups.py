@@ -2,8 +2,8 @@
 
 - `rollup_models`  one row per (model, provider), all time: model_summary, totals,
   reclaimable sources;
-- `rollup_buckets` one row per (quarter-hour, model, provider): daily_summary in any
-  time zone, active days;
+- `rollup_buckets` one row per quarter-hour: daily_summary in any time zone, active
+  days;
 - `rollup_routes`  one row per (template, model): routes().
 
 `record_many` adds each batch's deltas in the same transaction as its traces;
@@ -41,7 +41,7 @@ MODELS = Table(
      "cache_calls"),
 )  # fmt: skip
 BUCKETS = Table(
-    "rollup_buckets", ("bucket", "model", "provider"),
+    "rollup_buckets", ("bucket",),
     ("calls", "unpriced_calls", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"),
 )  # fmt: skip
 ROUTES = Table(

@@ -165,3 +165,9 @@ def plan_runs(
         delta.last_prompt_tokens = trace.prompt_tokens
         assigned.append((sid, delta.turns))
     return assigned, list(deltas.values())
+
+
+def run_models(traces: Sequence[Trace], session_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Distinct (session, model) pairs of a batch, sorted: the run_models rows to add."""
+    pairs = {(sid, t.model) for t, sid in zip(traces, session_ids, strict=True) if t.model}
+    return sorted(pairs)

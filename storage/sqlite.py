@@ -25,7 +25,7 @@ from .rows import (
     trace_dict,
     with_bodies,
 )
-from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions
+from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions, run_models
 from .summaries import route_dict
 from .trace import BODY_FIELDS, Trace
 
@@ -181,6 +181,7 @@ class SQLiteStore(BaseStore):
                 if tools := ledger.ledger_rows(fresh):
                     await db.executemany(sql.UPSERT_TOOLS, tools)
                 await self._apply_rollups(rollups.deltas(fresh))
+                await db.executemany(sql.ADD_RUN_MODELS, run_models(fresh, session_ids))
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -211,6 +212,7 @@ class SQLiteStore(BaseStore):
                     marks = ", ".join("?" for _ in part)
                     await db.execute(sql.REPAIR_RUNS.format(marks=marks), part)
                     await db.execute(sql.DROP_EMPTY_RUNS.format(marks=marks), part)
+                    await db.execute(sql.DROP_RUN_MODELS.format(marks=marks), part)
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -313,8 +315,8 @@ class SQLiteStore(BaseStore):
         for part in _chunks(list(by_id)):
             marks = ", ".join("?" for _ in part)
             rows = await self.db.execute_fetchall(
-                f"SELECT DISTINCT session_id, model FROM traces WHERE session_id IN ({marks}) "
-                "AND model IS NOT NULL ORDER BY session_id, model",
+                f"SELECT session_id, model FROM run_models WHERE session_id IN ({marks}) "
+                "ORDER BY session_id, model",
                 part,
             )
             for sid, model in rows:

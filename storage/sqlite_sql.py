@@ -120,3 +120,7 @@ SPAN = "SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM traces"
 ACTIVE_DAYS = "SELECT count(DISTINCT bucket / 96) FROM rollup_buckets"
 UNUSED_TOOLS = """SELECT route, tool, label, shipped, tokens, residual_usd FROM route_tools
 WHERE called = 0 ORDER BY residual_usd DESC, route, tool"""
+ADD_RUN_MODELS = "INSERT OR IGNORE INTO run_models (session_id, model) VALUES (?, ?)"
+DROP_RUN_MODELS = """DELETE FROM run_models WHERE session_id IN ({marks}) AND NOT EXISTS (
+    SELECT 1 FROM traces t WHERE t.session_id = run_models.session_id
+    AND t.model = run_models.model)"""

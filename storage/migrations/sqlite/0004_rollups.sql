@@ -1,7 +1,7 @@
 -- 0004: rollups the writer keeps (storage/rollups.py), so summaries read hundreds of
 -- rows instead of aggregating every trace: per model (all time), per quarter-hour
--- and model (any time zone folds quarter-hours into its days), per template and
--- model. Back-filled here from the traces already stored.
+-- (any time zone folds quarter-hours into its days), per template and model, and
+-- the models each run used. Back-filled here from the traces already stored.
 
 CREATE TABLE rollup_models (
     model             TEXT    NOT NULL,  -- '' when the call had none
@@ -23,15 +23,13 @@ CREATE TABLE rollup_models (
 
 CREATE TABLE rollup_buckets (
     bucket            INTEGER NOT NULL,  -- floor(ts / 900)
-    model             TEXT    NOT NULL,
-    provider          TEXT    NOT NULL,
     calls             INTEGER NOT NULL,
     unpriced_calls    INTEGER NOT NULL,
     prompt_tokens     INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     total_tokens      INTEGER NOT NULL,
     cost_usd          REAL    NOT NULL,
-    PRIMARY KEY (bucket, model, provider)
+    PRIMARY KEY (bucket)
 );
 
 CREATE TABLE rollup_routes (
@@ -63,14 +61,23 @@ SELECT coalesce(model, ''), coalesce(provider, ''), count(*),
 FROM traces GROUP BY 1, 2;
 
 INSERT INTO rollup_buckets
-SELECT CAST(ts / 900 AS INTEGER), coalesce(model, ''), coalesce(provider, ''), count(*),
+SELECT CAST(ts / 900 AS INTEGER), count(*),
        sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END),
        coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
        coalesce(sum(total_tokens), 0), coalesce(sum(cost_usd), 0)
-FROM traces GROUP BY 1, 2, 3;
+FROM traces GROUP BY 1;
 
 INSERT INTO rollup_routes
 SELECT route, coalesce(model, ''), max(route_label), min(ts), max(ts), count(*),
        coalesce(sum(cost_usd), 0), coalesce(sum(total_tokens), 0),
        coalesce(sum(prompt_tokens), 0), count(prompt_tokens), coalesce(sum(cached_tokens), 0)
 FROM traces WHERE route IS NOT NULL GROUP BY 1, 2;
+
+CREATE TABLE run_models (
+    session_id TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    PRIMARY KEY (session_id, model)
+);
+
+INSERT INTO run_models
+SELECT DISTINCT session_id, model FROM traces WHERE session_id IS NOT NULL AND model IS NOT NULL;
