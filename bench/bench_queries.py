@@ -6,7 +6,8 @@ templates, realistic token sizes) into each backend through the store's own
 HTTP (p50/p95 of R requests, after a warm-up). Prints the query plans of the
 summaries. Writes bench/results/queries.json.
 
-    .venv/bin/python bench/bench_queries.py [--traces 1000000] [--rounds 40] [--backends sqlite,postgresql]
+    .venv/bin/python bench/bench_queries.py [--traces 1000000] [--rounds 40]
+                                            [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -54,18 +55,40 @@ def synthetic(n: int, seed: int = 7) -> list[Trace]:
         route = rng.randrange(200)
         dup = round(cost * 0.05, 9) if rng.random() < 0.1 else 0.0
         cache = round(cost * 0.2, 9) if rng.random() < 0.2 else 0.0
-        out.append(Trace(
-            uid=f"b{i:08d}", ts=now - 30 * 86400 * (1 - i / n), provider=("openai", "anthropic")[i % 2],
-            host="api.openai.com", endpoint="/v1/chat/completions", api="chat",
-            model=MODELS[rng.randrange(20)], status=200, prompt_tokens=prompt,
-            completion_tokens=completion, cached_tokens=cached, usage_source="provider",
-            cost_usd=None if rng.random() < 0.01 else cost, latency_ms=rng.uniform(200, 9000),
-            session_hint=f"run-{rng.randrange(5000)}", route=f"route-{route:03d}",
-            route_label=f"Template {route}", components=comps, reclaim_dup_usd=dup,
-            reclaim_cache_usd=cache, reclaimable_usd=dup + cache,
-            tool_usage=[{"tool": f"t{route % 7}-{k}", "tokens": 300, "called": k == 0,
-                         "residual_usd": 9e-4} for k in range(3)],
-        ))
+        out.append(
+            Trace(
+                uid=f"b{i:08d}",
+                ts=now - 30 * 86400 * (1 - i / n),
+                provider=("openai", "anthropic")[i % 2],
+                host="api.openai.com",
+                endpoint="/v1/chat/completions",
+                api="chat",
+                model=MODELS[rng.randrange(20)],
+                status=200,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_tokens=cached,
+                usage_source="provider",
+                cost_usd=None if rng.random() < 0.01 else cost,
+                latency_ms=rng.uniform(200, 9000),
+                session_hint=f"run-{rng.randrange(5000)}",
+                route=f"route-{route:03d}",
+                route_label=f"Template {route}",
+                components=comps,
+                reclaim_dup_usd=dup,
+                reclaim_cache_usd=cache,
+                reclaimable_usd=dup + cache,
+                tool_usage=[
+                    {
+                        "tool": f"t{route % 7}-{k}",
+                        "tokens": 300,
+                        "called": k == 0,
+                        "residual_usd": 9e-4,
+                    }
+                    for k in range(3)
+                ],
+            )
+        )
     return out
 
 
@@ -84,17 +107,24 @@ def free_port() -> int:
 
 
 ENDPOINTS = [
-    "/api/health", "/api/traces?limit=50", "/api/traces?limit=50&before={mid}",
-    "/api/traces/{mid}", "/api/summary/daily?days=30", "/api/summary/models",
-    "/api/sessions?limit=50", "/api/sessions/run-42", "/api/routes?limit=15",
+    "/api/health",
+    "/api/traces?limit=50",
+    "/api/traces?limit=50&before={mid}",
+    "/api/traces/{mid}",
+    "/api/summary/daily?days=30",
+    "/api/summary/models",
+    "/api/sessions?limit=50",
+    "/api/sessions/run-42",
+    "/api/routes?limit=15",
     "/api/reclaimable",
 ]
 
 
 def time_endpoints(url: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db_url=url), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db_url=url), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -111,8 +141,10 @@ def time_endpoints(url: str, n: int, rounds: int) -> dict[str, dict[str, float]]
                     c.get(path).raise_for_status()
                     samples.append((time.perf_counter() - t0) * 1000)
                 samples.sort()
-                results[ep] = {"p50_ms": round(statistics.median(samples), 2),
-                               "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 2)}
+                results[ep] = {
+                    "p50_ms": round(statistics.median(samples), 2),
+                    "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 2),
+                }
     finally:
         server.should_exit = True
         thread.join(10)
@@ -142,12 +174,66 @@ def main() -> int:
         for ep, t in timings.items():
             flag = "" if t["p95_ms"] <= 50 else "   > 50 ms target"
             print(f"{ep:45} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}{flag}")
+        report["backends"][backend]["plans"] = plans = asyncio.run(query_plans(url))
+        for name, plan in plans.items():
+            print(f"  plan of {name}: {plan}")
         if backend == "postgresql":
             asyncio.run(_drop_schema(url))
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "queries.json").write_text(json.dumps(report, indent=2))
     return 0
+
+
+SUMMARY_SQL = (
+    "BUCKETS",
+    "MODEL_SUMMARY",
+    "ROUTES",
+    "TOTALS",
+    "SPAN",
+    "ACTIVE_DAYS",
+    "UNUSED_TOOLS",
+)
+
+
+async def query_plans(url: str) -> dict[str, str]:
+    """The plan of each summary statement, one line each."""
+    kind, target = storage.parse_db_url(url)
+    plans = {}
+    if kind == "sqlite":
+        import sqlite3
+
+        from storage import sqlite_sql
+
+        con = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        for name in SUMMARY_SQL:
+            query = getattr(sqlite_sql, name)
+            args = (0,) * query.count("?")
+            rows = con.execute(f"EXPLAIN QUERY PLAN {query}", args).fetchall()
+            plans[name] = " | ".join(r[-1] for r in rows)
+        con.close()
+        return plans
+    import asyncpg
+
+    from storage import postgres_sql
+    from storage.postgres import split_schema
+
+    dsn, schema = split_schema(url)
+    con = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    names = {"MODEL_SUMMARY": "MODELS", "SPAN": None, "ACTIVE_DAYS": None}
+    for name in SUMMARY_SQL:
+        attr = names.get(name, name)
+        if attr is None:
+            continue
+        query = getattr(postgres_sql, attr)
+        args = [0] * query.count("$1")
+        rows = await con.fetch(f"EXPLAIN {query}", *args)
+        plans[name] = " | ".join(r[0].strip() for r in rows[:4])
+    await con.close()
+    return plans
 
 
 async def _drop_schema(url: str) -> None:

@@ -116,7 +116,9 @@ TOTALS = """SELECT sum(calls) AS calls, sum(cost_usd) AS cost_usd,
        sum(dup_usd) AS dup_usd, sum(dup_calls) AS dup_calls,
        sum(cache_usd) AS cache_usd, sum(cache_calls) AS cache_calls
 FROM rollup_models"""
-SPAN = "SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM traces"
+# Two subqueries: SQLite answers a lone min() or max() from the index, but not both at once.
+SPAN = """SELECT (SELECT min(ts) FROM traces) AS first_ts,
+       (SELECT max(ts) FROM traces) AS last_ts"""
 ACTIVE_DAYS = "SELECT count(DISTINCT bucket / 96) FROM rollup_buckets"
 UNUSED_TOOLS = """SELECT route, tool, label, shipped, tokens, residual_usd FROM route_tools
 WHERE called = 0 ORDER BY residual_usd DESC, route, tool"""
