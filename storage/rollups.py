@@ -58,66 +58,70 @@ SOURCE_COLUMNS = (
 )  # fmt: skip
 
 
-def _values(t: Any) -> dict[str, Any]:
-    get = (lambda k: t.get(k)) if isinstance(t, dict) else (lambda k: getattr(t, k))
-    cost, dup, cache = (
-        get("cost_usd"),
-        get("reclaim_dup_usd") or 0.0,
-        get("reclaim_cache_usd") or 0.0,
+# Every summed quantity, in one order; each table sums a subset (_PICK).
+ALL_SUMS = (
+    "calls", "unpriced_calls", "prompt_tokens", "prompt_calls", "completion_tokens",
+    "cached_tokens", "total_tokens", "cost_usd", "reclaimable_usd", "dup_usd", "dup_calls",
+    "cache_usd", "cache_calls",
+)  # fmt: skip
+_PICK = {t: [ALL_SUMS.index(s) for s in t.sums] for t in TABLES}
+
+
+def _row(t: Any) -> tuple:
+    """`(model, provider, bucket, route, label, ts, values in ALL_SUMS order)`."""
+    get = t.get if isinstance(t, dict) else t.__getattribute__
+    cost, prompt = get("cost_usd"), get("prompt_tokens")
+    dup, cache = get("reclaim_dup_usd") or 0.0, get("reclaim_cache_usd") or 0.0
+    ts = get("ts")
+    values = (
+        1, 1 if cost is None and get("outcome") == "ok" else 0, prompt or 0,
+        0 if prompt is None else 1, get("completion_tokens") or 0, get("cached_tokens") or 0,
+        get("total_tokens") or 0, cost or 0.0, get("reclaimable_usd") or 0.0, dup,
+        1 if dup > 0 else 0, cache, 1 if cache > 0 else 0,
+    )  # fmt: skip
+    model = get("model") or NULL_KEY
+    return (
+        model,
+        get("provider") or NULL_KEY,
+        int(ts // QUARTER_HOUR),
+        get("route"),
+        get("route_label"),
+        ts,
+        values,
     )
-    prompt = get("prompt_tokens")
-    return {
-        "calls": 1,
-        "unpriced_calls": 1 if cost is None and get("outcome") == "ok" else 0,
-        "prompt_tokens": prompt or 0,
-        "prompt_calls": 0 if prompt is None else 1,
-        "completion_tokens": get("completion_tokens") or 0,
-        "cached_tokens": get("cached_tokens") or 0,
-        "total_tokens": get("total_tokens") or 0,
-        "cost_usd": cost or 0.0,
-        "reclaimable_usd": get("reclaimable_usd") or 0.0,
-        "dup_usd": dup,
-        "dup_calls": 1 if dup > 0 else 0,
-        "cache_usd": cache,
-        "cache_calls": 1 if cache > 0 else 0,
-        "_key": {
-            "model": get("model") or NULL_KEY,
-            "provider": get("provider") or NULL_KEY,
-            "bucket": int(get("ts") // QUARTER_HOUR),
-            "route": get("route"),
-        },
-        "_extra": {"label": get("route_label"), "first_seen": get("ts"), "last_seen": get("ts")},
-    }
 
 
 def deltas(traces: Iterable[Any], sign: int = 1) -> dict[Table, list[tuple]]:
     """Per table, the rows to add (sign=1) or subtract (sign=-1), sorted by key so
-    concurrent writers upsert in the same order."""
-    acc: dict[Table, dict[tuple, dict[str, Any]]] = {t: {} for t in TABLES}
+    concurrent writers upsert in the same order. Accepts Trace objects or dicts."""
+    acc: dict[Table, dict[tuple, list]] = {t: {} for t in TABLES}
     for trace in traces:
-        v = _values(trace)
-        for table in TABLES:
-            key = tuple(v["_key"][k] for k in table.keys)
-            if None in key:  # no template: not in rollup_routes
+        model, provider, bucket, route, label, ts, values = _row(trace)
+        keys = (
+            (MODELS, (model, provider)),
+            (BUCKETS, (bucket,)),
+            (ROUTES, (route, model) if route else None),
+        )
+        for table, key in keys:
+            if key is None:  # no template: not in rollup_routes
                 continue
-            row = acc[table].get(key)
-            if row is None:
-                row = acc[table][key] = {**{s: 0 for s in table.sums}, **v["_extra"]}
-            for s in table.sums:
-                row[s] += sign * v[s]
-            if "first_seen" in table.extra:
-                row["first_seen"] = min(row["first_seen"], v["_extra"]["first_seen"])
-                row["last_seen"] = max(row["last_seen"], v["_extra"]["last_seen"])
-                row["label"] = v["_extra"]["label"] or row["label"]
-    return {
-        table: [
-            (*key, *(row[e] for e in table.extra), *(row[s] for s in table.sums))
-            for key, row in sorted(rows.items())
+            entry = acc[table].get(key)
+            if entry is None:
+                entry = acc[table][key] = [[0] * len(table.sums), label, ts, ts]
+            sums = entry[0]
+            for j, i in enumerate(_PICK[table]):
+                sums[j] += values[i]
+            if ts < entry[2]:
+                entry[2] = ts
+            if ts > entry[3]:
+                entry[3] = ts
+            if label:
+                entry[1] = label
+    out = {}
+    for table, rows in acc.items():
+        extra = bool(table.extra)
+        out[table] = [
+            (*key, *((e[1], e[2], e[3]) if extra else ()), *(sign * v for v in e[0]))
+            for key, e in sorted(rows.items())
         ]
-        for table, rows in acc.items()
-    }
-
-
-def model_key(value: str) -> str | None:
-    """A rollup key back to what the contract returns (None for a missing model)."""
-    return None if value == NULL_KEY else value
+    return out

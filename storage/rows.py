@@ -38,7 +38,7 @@ def insert_values(trace: Trace, session_id: str | None, turn: int | None) -> tup
 
 
 def body_values(trace: Trace) -> tuple:
-    return tuple(dumps(getattr(trace, name)) for name in BODY_FIELDS)
+    return tuple(None if (v := getattr(trace, name)) is None else dumps(v) for name in BODY_FIELDS)
 
 
 def trace_dict(row: Mapping[str, Any]) -> dict[str, Any]:

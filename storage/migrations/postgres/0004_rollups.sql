@@ -47,8 +47,11 @@ CREATE TABLE rollup_routes (
     PRIMARY KEY (route, model)
 );
 
--- prune() recomputes a template's first_seen from what is left
+-- prune() recomputes a template's first_seen from what is left; the summaries no
+-- longer group traces by model or template, so those indexes only slowed writes.
 CREATE INDEX traces_route_ts ON traces (route, ts) WHERE route IS NOT NULL;
+DROP INDEX traces_model;
+DROP INDEX traces_route;
 
 INSERT INTO rollup_models
 SELECT coalesce(model, ''), coalesce(provider, ''), count(*),
