@@ -19,7 +19,7 @@ import storage
 from storage import BaseStore
 
 from . import errors
-from .routes import sessions, summary, traces
+from .routes import dashboard, sessions, summary, traces
 
 
 def create_app(
@@ -47,7 +47,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (traces, summary, sessions):
+    for module in (traces, summary, sessions, dashboard):
         app.include_router(module.router)
     token = token if token is not None else os.environ.get("LLMPROF_API_TOKEN") or None
     app.add_middleware(ReadOnlyGuard, token=token)
@@ -73,7 +73,7 @@ class ReadOnlyGuard:
                 headers={"Allow": "GET, HEAD"},
             )
             return await response(scope, receive, send)
-        if self.token and scope["path"] not in ("/api/health",):
+        if self.token and scope["path"] != "/api/health" and not dashboard.is_public(scope["path"]):
             auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             given = auth[7:] if auth.lower().startswith("bearer ") else ""
             if not hmac.compare_digest(given.encode(), self.token.encode()):
