@@ -149,7 +149,8 @@ llmprof is recording to {url.split("@")[-1]}
     export HTTPS_PROXY={proxy_url}
     export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}
     curl --cacert {ca} ...
-  API:  http://{args.api_host}:{args.api_port}/api/traces   (docs at /docs)
+  Dashboard: http://{args.api_host}:{args.api_port}/
+  API:       http://{args.api_host}:{args.api_port}/api/traces   (docs at /docs)
   Ctrl-C stops both.
 """,
             flush=True,
