@@ -9,6 +9,7 @@ decoding and pricing happen later, in the writer, off the loop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mitmproxy import http
@@ -39,17 +40,23 @@ SESSION_HEADER = "x-llmprof-session"
 
 class Tee:
     """The `flow.response.stream` callable: forwards each chunk as it arrives and
-    keeps it (up to `limit` bytes) for the writer."""
+    keeps it (up to `limit` bytes) for the writer.
 
-    __slots__ = ("chunks", "times", "size", "limit", "overflow", "ended")
+    With `strip` (`inject.UsageStripper`, only when llmprof itself asked for a
+    usage chunk) the client gets the stream minus what llmprof added; the kept
+    chunks are always the upstream's own bytes.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("chunks", "times", "size", "limit", "overflow", "ended", "strip")
+
+    def __init__(self, limit: int, strip: Callable[[bytes], bytes] | None = None) -> None:
         self.chunks: list[bytes] = []
         self.times: list[float] = []
         self.size = 0
         self.limit = limit
         self.overflow = False
         self.ended: float | None = None  # set when mitmproxy signals a clean end (b"")
+        self.strip = strip
 
     def __call__(self, data: bytes) -> bytes:
         try:
@@ -64,6 +71,8 @@ class Tee:
                 self.ended = time.time()
         except Exception:  # noqa: BLE001 - the client's bytes must flow whatever happens here
             pass
+        if self.strip is not None:
+            return self.strip(data)
         return data
 
 
@@ -115,8 +124,16 @@ def start(flow: http.HTTPFlow) -> str | None:
     return hint
 
 
-def snapshot(flow: http.HTTPFlow, tee: Tee | None, session_hint: str | None) -> Exchange:
-    """Freeze a finished (or failed) flow into an Exchange. Pure: no I/O, no parsing."""
+def snapshot(
+    flow: http.HTTPFlow,
+    tee: Tee | None,
+    session_hint: str | None,
+    original_body: bytes | None = None,
+) -> Exchange:
+    """Freeze a finished (or failed) flow into an Exchange. Pure: no I/O, no parsing.
+
+    `original_body` is the client's body when llmprof changed the one sent upstream.
+    """
     req = flow.request
     headers = {k.lower(): v for k, v in req.headers.items() if k.lower() in REQUEST_HEADERS}
     ex = Exchange(
@@ -127,7 +144,7 @@ def snapshot(flow: http.HTTPFlow, tee: Tee | None, session_hint: str | None) -> 
         port=req.port,
         path=req.path.split("?", 1)[0],
         request_headers=headers,
-        request_body=req.raw_content,
+        request_body=original_body if original_body is not None else req.raw_content,
         request_encoding=req.headers.get("content-encoding"),
         session_hint=session_hint,
     )

@@ -3,6 +3,16 @@
 Runs in the writer's worker thread, never on the proxy's event loop. It never
 raises on bad input: whatever cannot be read is left unset on the trace and
 named in the returned list of problems, which the writer counts and logs.
+
+A response is framed one of four ways, decided from its content type, status and
+shape: `sse` (text/event-stream), `ndjson` (Ollama's native streams), `jsonarray`
+(Gemini `streamGenerateContent` without `alt=sse`) or `json` (one body; every
+4xx/5xx). The three stream framings feed the provider's StreamParser event by
+event, with the index of the network chunk that completed each event, which is
+where time to first token comes from.
+
+A call the provider reported no usage for, but answered with a 2xx, gets token
+estimates from the tokenizer (`usage_source = "estimated"`; see `estimate.py`).
 """
 
 from __future__ import annotations
@@ -14,18 +24,31 @@ from storage.trace import Trace
 from . import providers
 from .capture import Exchange
 from .decode import DecodeError, make_decoder
+from .estimate import Estimator, default_estimator, estimate
+from .providers import Shape
 from .providers.base import Result, load_json
 from .sse import SSEParser
+from .streams import JSONArrayParser, NDJSONParser
+
+FRAMERS = {"sse": SSEParser, "ndjson": NDJSONParser, "jsonarray": JSONArrayParser}
+_DEFAULT: Any = object()  # build_trace(estimator=...) not given: use the tokenizer
+_default_estimator: list[Estimator | None] = []
 
 
-def build_trace(ex: Exchange) -> tuple[Trace | None, list[str]]:
-    """The trace for one exchange (None if it is not an LLM call) and its problems."""
+def build_trace(
+    ex: Exchange, estimator: Estimator | None = _DEFAULT
+) -> tuple[Trace | None, list[str]]:
+    """The trace for one exchange (None if it is not an LLM call) and its problems.
+
+    `estimator` counts tokens for calls without reported usage (None: never estimate).
+    """
     shape = providers.detect(ex.method, ex.host, ex.path)
     if shape is None:
         return None, []
     problems: list[str] = []
     request = _request_json(ex, problems)
     req = request if isinstance(request, dict) else {}
+    body_model = req.get("model") if isinstance(req.get("model"), str) else None
     trace = Trace(
         uid=ex.uid,
         ts=ex.ts,
@@ -33,7 +56,8 @@ def build_trace(ex: Exchange) -> tuple[Trace | None, list[str]]:
         host=ex.host if ex.port in (80, 443) else f"{ex.host}:{ex.port}",
         endpoint=ex.path,
         api=shape.api,
-        requested_model=req.get("model") if isinstance(req.get("model"), str) else None,
+        # The path decides where it names a model (Gemini, Vertex) or an Azure deployment.
+        requested_model=shape.path_model or body_model,
         status=ex.status,
         outcome=_outcome(ex),
         session_hint=ex.session_hint,
@@ -41,15 +65,70 @@ def build_trace(ex: Exchange) -> tuple[Trace | None, list[str]]:
         request_headers=ex.request_headers or None,
         latency_ms=_ms(ex.end_ts - ex.ts) if ex.end_ts else None,
     )
-    is_sse = "text/event-stream" in (ex.content_type or "").lower()
-    trace.streamed = is_sse or req.get("stream") is True
+    framing = _framing(ex, shape, request)
+    trace.streamed = framing != "json" or req.get("stream") is True or shape.stream
     if ex.overflow:
         problems.append("response larger than the capture limit")
-    result = _parse_response(ex, shape.module, is_sse, problems)
-    _apply(trace, result, ex, is_sse)
+    result = _parse_response(ex, shape.module, framing, problems)
+    _apply(trace, result, ex, framing)
     if ex.error and not trace.error:
         trace.error = ex.error
+    history = getattr(shape.module, "history_of", None)
+    if history is not None and (note := history(request)) is not None:
+        trace.analysis = note
+    if _estimable(trace, result, ex):
+        if estimator is _DEFAULT:
+            estimator = _tokenizer()
+        if estimator is not None:
+            _estimate(trace, result, estimator, problems)
     return trace, problems
+
+
+def _estimable(trace: Trace, res: Result, ex: Exchange) -> bool:
+    """No usage, yet a 2xx answer to a readable request: the call was billed."""
+    return (
+        trace.usage_source == "none"
+        and ex.status is not None
+        and 200 <= ex.status < 300
+        and isinstance(trace.request, dict)
+        and (res.response is not None or bool(res.output_text))
+    )
+
+
+def _tokenizer() -> Estimator | None:
+    if not _default_estimator:
+        _default_estimator.append(default_estimator())
+    return _default_estimator[0]
+
+
+def _estimate(trace: Trace, res: Result, estimator: Estimator, problems: list[str]) -> None:
+    try:
+        prompt, completion = estimate(
+            estimator,
+            trace.provider,
+            trace.model,
+            trace.api or "",
+            trace.request,
+            res.output_text,
+        )
+    except Exception as e:  # noqa: BLE001 - a tokenizer failure leaves the call unestimated
+        problems.append(f"token estimate: {e}")
+        return
+    trace.prompt_tokens, trace.completion_tokens = prompt, completion
+    trace.total_tokens = prompt + (completion or 0)
+    trace.usage_source = "estimated"
+
+
+def _framing(ex: Exchange, shape: Shape, request: Any) -> str:
+    ctype = (ex.content_type or "").lower()
+    if "text/event-stream" in ctype:
+        return "sse"
+    if ex.status is not None and not 200 <= ex.status < 300:
+        return "json"
+    if "ndjson" in ctype or "jsonl" in ctype:
+        return "ndjson"
+    framing = getattr(shape.module, "framing", None)
+    return framing(request, shape) if framing is not None else "json"
 
 
 def _outcome(ex: Exchange) -> str:
@@ -87,15 +166,15 @@ def _decoded_chunks(ex: Exchange, problems: list[str]) -> list[bytes]:
         return []
 
 
-def _parse_response(ex: Exchange, module: Any, is_sse: bool, problems: list[str]) -> Result:
+def _parse_response(ex: Exchange, module: Any, framing: str, problems: list[str]) -> Result:
     pieces = _decoded_chunks(ex, problems)
-    if is_sse:
+    if framing in FRAMERS:
         parser = module.StreamParser()
-        sse = SSEParser()
+        framer = FRAMERS[framing]()
         for i, piece in enumerate(pieces):
-            for event in sse.feed(piece):
+            for event in framer.feed(piece):
                 parser.on_event(event, i)
-        for event in sse.close():
+        for event in framer.close():
             parser.on_event(event, len(pieces) - 1)
         return parser.finish()
     body = b"".join(pieces)
@@ -108,21 +187,23 @@ def _parse_response(ex: Exchange, module: Any, is_sse: bool, problems: list[str]
     return module.parse_body(parsed)
 
 
-def _apply(trace: Trace, res: Result, ex: Exchange, is_sse: bool) -> None:
+def _apply(trace: Trace, res: Result, ex: Exchange, framing: str) -> None:
     trace.model = res.model or trace.requested_model
     trace.response = res.response
     trace.called_tools = res.called_tools
     trace.error = res.error
-    if is_sse and res.first_content_chunk is not None and ex.chunk_times:
+    if framing != "json" and res.first_content_chunk is not None and ex.chunk_times:
         at = ex.chunk_times[min(res.first_content_chunk, len(ex.chunk_times) - 1)]
         trace.ttft_ms = _ms(at - ex.ts)
     usage = res.usage
-    if usage is not None and trace.outcome != "http_error":
+    if usage is None or trace.outcome == "http_error":
+        return
+    trace.usage_raw = usage.raw
+    if usage.prompt_tokens is not None or usage.completion_tokens is not None:
         trace.prompt_tokens = usage.prompt_tokens
         trace.completion_tokens = usage.completion_tokens
         trace.cached_tokens = usage.cached_tokens
         trace.cache_write_tokens = usage.cache_write_tokens
         trace.reasoning_tokens = usage.reasoning_tokens
-        trace.usage_raw = usage.raw
         trace.usage_source = "provider"
         trace.total_tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)

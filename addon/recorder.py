@@ -25,7 +25,7 @@ from mitmproxy.flow import Error
 import storage
 from storage import StoreError
 
-from . import capture, providers
+from . import capture, inject, providers
 from .analysis import pricing
 from .hosts import HostMatcher
 from .spool import Spool
@@ -81,6 +81,15 @@ class LLMProf:
             int,
             60,
             "Seconds between the one-line stats log (recorded, spooled, dropped, problems).",
+        )
+        loader.add_option(
+            "llmprof_inject_usage",
+            bool,
+            False,
+            "Ask OpenAI-style chat/completions streams for their usage "
+            "(stream_options.include_usage) when the client did not, and take the extra "
+            "usage chunk back out of what the client receives. Off: such streams are "
+            "recorded with estimated tokens.",
         )
         loader.add_option(
             "llmprof_spool_mb",
@@ -167,17 +176,31 @@ class LLMProf:
         req = flow.request
         if not self.hosts(req.pretty_host, req.port) and not self.hosts(req.host, req.port):
             return
-        if providers.detect(req.method, req.pretty_host, req.path.split("?", 1)[0]) is None:
+        shape = providers.detect(req.method, req.pretty_host, req.path.split("?", 1)[0])
+        if shape is None:
             return
-        flow.metadata[FLOW_KEY] = [capture.start(flow), None]  # [session hint, tee]
+        # [session hint, tee, the client's body if llmprof changed it, (provider, api)]
+        flow.metadata[FLOW_KEY] = [capture.start(flow), None, None, (shape.provider, shape.api)]
         self.inflight[flow.id] = flow
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        state = flow.metadata.get(FLOW_KEY)
+        if state is not None and ctx.options.llmprof_inject_usage:
+            state[2] = inject.inject_usage(flow, *state[3])
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = flow.metadata.get(FLOW_KEY)
         if state is not None and self.writer is not None:
+            strip = None
+            if state[2] is not None and inject.can_strip(flow.response):
+                strip = inject.UsageStripper()
             state[1] = flow.response.stream = capture.Tee(
-                ctx.options.llmprof_max_body_mb * 1024 * 1024
+                ctx.options.llmprof_max_body_mb * 1024 * 1024, strip
             )
+        elif state is None:
+            # Not recorded (GET /v1/models, uploads, gRPC, ...): pass it on as it
+            # arrives rather than buffering it whole.
+            flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
@@ -191,7 +214,7 @@ class LLMProf:
         if state is None or self.writer is None:
             return
         try:
-            self.writer.submit(capture.snapshot(flow, state[1], state[0]))
+            self.writer.submit(capture.snapshot(flow, state[1], state[0], state[2]))
         except Exception:  # noqa: BLE001 - recording must never break the client's call
             # Host and path only: the query string may carry `?key=`.
             req = flow.request

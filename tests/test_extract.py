@@ -198,7 +198,7 @@ def test_openai_stream_split_events_tools_usage_and_ttft():
     assert t.ttft_ms == 250.0
 
 
-def test_openai_stream_without_usage_records_no_tokens():
+def test_openai_stream_without_usage_is_estimated():
     raw = (
         b"data: "
         + json.dumps(
@@ -212,12 +212,13 @@ def test_openai_stream_without_usage_records_no_tokens():
         {**CHAT_REQ, "stream": True},
         ctype="text/event-stream",
     )
-    _, t, _ = run(flow, [raw])
-    assert (
-        t.prompt_tokens is None
-        and t.usage_source == "none"
-        and t.response["choices"][0]["message"]["content"] == "x"
-    )
+    ex, t, _ = run(flow, [raw])
+    assert t.response["choices"][0]["message"]["content"] == "x"
+    # counted with the tokenizer: "x" is one token; the prompt is "user\nhi" plus framing
+    assert (t.usage_source, t.completion_tokens, t.usage_raw) == ("estimated", 1, None)
+    assert t.prompt_tokens == 3 + 3 + 3 and t.total_tokens == 10
+    unestimated, _ = build_trace(ex, estimator=None)
+    assert unestimated.prompt_tokens is None and unestimated.usage_source == "none"
 
 
 ANTHROPIC_EVENTS = [

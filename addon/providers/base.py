@@ -33,7 +33,7 @@ class Result:
     error: str | None = None  # "type: message" from the provider's error body or event
     first_content_chunk: int | None = None  # streams: network chunk of the first content event
     finished: bool = False  # the body parsed / the stream reached its terminal event
-    output_text: str = ""  # streams: the text the model produced (for estimates)
+    output_text: str = ""  # the text (and tool arguments) the model produced, for estimates
 
 
 def as_int(value: Any) -> int | None:
@@ -65,6 +65,12 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+def pick(d: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field that may arrive camelCase or snake_case (proto3 JSON accepts both)."""
+    value = d.get(camel)
+    return d.get(snake) if value is None else value
 
 
 def add_tool(tools: list[str], name: Any) -> None:

@@ -5,6 +5,11 @@ and `completion_tokens` includes `completion_tokens_details.reasoning_tokens`, w
 is llmprof's convention too. Streams carry usage only when the client asked for
 `stream_options.include_usage` (a final chunk with `choices: []`); Groq puts it
 under `x_groq.usage`, DeepSeek names cache hits `prompt_cache_hit_tokens`.
+
+xAI (and Gemini's OpenAI-compatible endpoint) count reasoning OUTSIDE
+`completion_tokens`; their `total_tokens` is prompt + completion + reasoning. That
+sum is unambiguous whenever reasoning > 0, so it decides: completion then gets the
+reasoning added, and every provider lands in the one convention.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from ..sse import Event
 from .base import Result, Usage, add_tool, as_dict, as_int, as_list, as_str, load_json
 
 API = "chat"
+# Side channels of a delta: refusals, and reasoning text (DeepSeek and vLLM
+# `reasoning_content`, OpenRouter and newer vLLM `reasoning`).
+REASONING_KEYS = ("refusal", "reasoning_content", "reasoning")
 
 
 def usage_from(raw: Any) -> Usage | None:
@@ -26,14 +34,29 @@ def usage_from(raw: Any) -> Usage | None:
     cached = as_int(prompt_details.get("cached_tokens"))
     if cached is None:
         cached = as_int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
+    prompt = as_int(u.get("prompt_tokens"))
+    completion = as_int(u.get("completion_tokens"))
+    reasoning = as_int(completion_details.get("reasoning_tokens"))
     return Usage(
-        prompt_tokens=as_int(u.get("prompt_tokens")),
-        completion_tokens=as_int(u.get("completion_tokens")),
+        prompt_tokens=prompt,
+        completion_tokens=output_total(
+            prompt, completion, reasoning, as_int(u.get("total_tokens"))
+        ),
         cached_tokens=cached,
         cache_write_tokens=as_int(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=as_int(completion_details.get("reasoning_tokens")),
+        reasoning_tokens=reasoning,
         raw=raw,
     )
+
+
+def output_total(
+    prompt: int | None, completion: int | None, reasoning: int | None, total: int | None
+) -> int | None:
+    """`completion`, plus `reasoning` when the provider reported it on top (xAI)."""
+    if completion is not None and reasoning and prompt is not None and total is not None:
+        if total == prompt + completion + reasoning:
+            return completion + reasoning
+    return completion
 
 
 def error_from(body: Any) -> str | None:
@@ -54,8 +77,11 @@ def parse_body(body: Any) -> Result:
     res.error = error_from(body)
     for choice in as_list(b.get("choices")):
         message = as_dict(as_dict(choice).get("message"))
+        res.output_text += as_str(message.get("content")) or ""
         for call in as_list(message.get("tool_calls")):
-            add_tool(res.called_tools, as_dict(as_dict(call).get("function")).get("name"))
+            fn = as_dict(as_dict(call).get("function"))
+            add_tool(res.called_tools, fn.get("name"))
+            res.output_text += as_str(fn.get("arguments")) or ""
         add_tool(res.called_tools, as_dict(message.get("function_call")).get("name"))
     return res
 
@@ -96,9 +122,10 @@ class StreamParser:
             slot["content"] += content
             self.res.output_text += content
             produced = True
-        for key in ("refusal", "reasoning_content"):
+        for key in REASONING_KEYS:
             if isinstance(delta.get(key), str) and delta[key]:
                 slot[key] = slot.get(key, "") + delta[key]
+                self.res.output_text += delta[key]
                 produced = True
         for call in as_list(delta.get("tool_calls")):
             call = as_dict(call)
@@ -124,7 +151,7 @@ class StreamParser:
         for index in sorted(self._choices):
             slot = self._choices[index]
             message: dict[str, Any] = {"role": slot["role"], "content": slot["content"] or None}
-            for key in ("refusal", "reasoning_content"):
+            for key in REASONING_KEYS:
                 if key in slot:
                     message[key] = slot[key]
             if slot["tools"]:

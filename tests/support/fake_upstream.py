@@ -2,10 +2,11 @@
 
 It is a raw ASGI app served by uvicorn (h11, TLS) in a background thread of the test process, on
 an ephemeral ``127.0.0.1`` port.  Its certificate is issued by a throwaway CA (``ca_cert``) and its
-SAN covers api.openai.com, api.anthropic.com, generativelanguage.googleapis.com, localhost and
-127.0.0.1, so both a client that talks to it directly (see ``direct_httpx_client`` /
-``curl_direct_args``) and mitmproxy (``--ssl-insecure``, redirected by tests/support/redirect.py)
-can reach it under the real hostnames.
+SAN covers every host in ``HOSTNAMES`` (OpenAI, Anthropic, Gemini, Vertex, Azure, OpenRouter, Groq,
+Mistral, DeepSeek, Together, Fireworks, xAI, localhost) and 127.0.0.1, so both a client that
+talks to it directly (see ``direct_httpx_client`` / ``curl_direct_args``) and mitmproxy
+(``--ssl-insecure``, redirected by tests/support/redirect.py) can reach it under the real
+hostnames.
 
 Endpoints (real wire formats, byte-identical answers for identical requests):
 
@@ -16,6 +17,10 @@ Endpoints (real wire formats, byte-identical answers for identical requests):
   message_start, content_block_start, ping, content_block_delta*, content_block_stop,
   message_delta (cumulative usage), message_stop.
 * ``GET /v1/models`` - a small OpenAI-style model list.
+* Responses, Gemini (and Vertex), Ollama, embeddings, legacy completions, ``…/chat/completions``
+  under any prefix (Azure deployments, OpenRouter, Groq) with per-host usage flavours, and the
+  non-LLM ``/v1/files``, ``count_tokens``, ``countTokens``, ``input_tokens``: see
+  tests/support/fake_providers.py.
 * anything else - 404 with an OpenAI-shaped error.
 
 Reply content: a fixed sentence split into text pieces (one piece = one delta = one output token).
@@ -46,6 +51,8 @@ Control headers (all optional; read from the request the upstream receives):
 * ``x-fake-gzip: 1`` / ``0`` - force / forbid ``Content-Encoding: gzip``. Without it the upstream
   honours ``Accept-Encoding`` (gzip if the client lists gzip - httpx and both SDKs do by default,
   curl only with ``--compressed``). SSE is gzipped incrementally with a sync flush per event.
+* ``x-fake-encoding: gzip|deflate|br|zstd|identity`` - this Content-Encoding whatever the client
+  accepts (streams are flushed per event, so each event still leaves at once).
 * ``x-fake-split: 1`` - write each SSE event in two pieces, split mid-line, 20 ms apart.
 * ``x-fake-delay-ms: N`` - sleep N ms between SSE events.
 * ``x-fake-ttft-ms: N`` - sleep N ms after the response headers, before the first event (stream)
@@ -59,6 +66,7 @@ Control headers (all optional; read from the request the upstream receives):
 * ``x-fake-words: N`` - number of text pieces in the reply (default ``len(REPLY_PIECES)``).
 
 Every request (any path) is recorded as a ``RecordedRequest`` in ``FakeUpstream.requests``.
+``FakeUpstream(tls=False)`` serves plain HTTP (a local Ollama or vLLM).
 """
 
 from __future__ import annotations
@@ -87,6 +95,18 @@ HOSTNAMES = (
     "api.anthropic.com",
     "generativelanguage.googleapis.com",
     "localhost",
+    "aiplatform.googleapis.com",
+    "us-central1-aiplatform.googleapis.com",
+    "*.openai.azure.com",
+    "*.services.ai.azure.com",
+    "openrouter.ai",
+    "api.groq.com",
+    "api.mistral.ai",
+    "api.deepseek.com",
+    "api.together.xyz",
+    "api.fireworks.ai",
+    "api.x.ai",
+    "llm.internal.example",
 )
 CREATED = 1_700_000_000
 SYSTEM_FINGERPRINT = "fp_fake0001"
@@ -158,6 +178,9 @@ def _canonical(obj: Any) -> bytes:
 
 
 def _digest(request_json: Any) -> str:
+    # stream_options only changes whether a usage chunk is sent, not which reply (or ids) it is
+    if isinstance(request_json, dict) and "stream_options" in request_json:
+        request_json = {k: v for k, v in request_json.items() if k != "stream_options"}
     return hashlib.sha256(_canonical(request_json)).hexdigest()
 
 
@@ -574,24 +597,64 @@ class _DropAbortNoise(logging.Filter):
         return "without completing response" not in record.getMessage()
 
 
-class _Responder:
-    """Writes one response, applying the gzip / split / delay / abort controls."""
+class _Encoder:
+    """Incremental Content-Encoding with a flush per write, so each event leaves at once."""
 
-    def __init__(self, send, headers: dict, gzip: bool, disconnected: asyncio.Event):
+    def __init__(self, name: str):
+        self.name = name
+        if name == "gzip":
+            self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
+        elif name == "deflate":
+            self._z = zlib.compressobj(6, zlib.DEFLATED, 15)  # zlib-wrapped, as RFC 9110 says
+        elif name == "br":
+            import brotli
+
+            self._br = brotli.Compressor()
+        elif name == "zstd":
+            import zstandard
+
+            self._zs = zstandard.ZstdCompressor().compressobj()
+            self._zs_block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        else:
+            raise ValueError(f"unknown encoding {name!r}")
+
+    def compress(self, data: bytes) -> bytes:
+        if self.name in ("gzip", "deflate"):
+            return self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
+        if self.name == "br":
+            return self._br.process(data) + self._br.flush()
+        return self._zs.compress(data) + self._zs.flush(self._zs_block)
+
+    def flush(self) -> bytes:
+        if self.name in ("gzip", "deflate"):
+            return self._z.flush()
+        if self.name == "br":
+            return self._br.finish()
+        return self._zs.flush()
+
+
+class _Responder:
+    """Writes one response, applying the encoding / split / delay / abort controls."""
+
+    def __init__(self, send, headers: dict, encoding: str | None, disconnected: asyncio.Event):
         self._send = send
-        self._gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
+        self._gzip = _Encoder(encoding) if encoding else None
         self._split = headers.get("x-fake-split") == "1"
         self._disconnected = disconnected
 
+    def encoding_headers(self) -> list[tuple[bytes, bytes]]:
+        if self._gzip is None:
+            return []
+        return [(b"content-encoding", self._gzip.name.encode()), (b"vary", b"Accept-Encoding")]
+
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if self._gzip is not None:
-            headers = [*headers, (b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+        headers = [*headers, *self.encoding_headers()]
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     def _encode(self, data: bytes) -> bytes:
         if self._gzip is None:
             return data
-        return self._gzip.compress(data) + self._gzip.flush(zlib.Z_SYNC_FLUSH)
+        return self._gzip.compress(data)
 
     async def event(self, data: bytes) -> None:
         if self._disconnected.is_set():
@@ -662,10 +725,16 @@ class FakeLLMApp:
         accept = headers.get("accept-encoding", "")
         gz_ctl = headers.get("x-fake-gzip")
         gzip = gz_ctl == "1" or (gz_ctl != "0" and _accepts_gzip(accept))
-        out = _Responder(send, headers, gzip, disconnected)
+        encoding = headers.get("x-fake-encoding") or ("gzip" if gzip else None)
+        out = _Responder(send, headers, None if encoding == "identity" else encoding, disconnected)
 
         if method == "GET" and path == "/v1/models":
             return await _respond(out, 200, (json.dumps(MODELS_LIST, indent=2) + "\n").encode())
+        from tests.support import fake_providers  # the other shapes (imports this module)
+
+        if await fake_providers.handle(method, path, body, headers, out, scope):
+            return
+        path, deployment = fake_providers.chat_alias(path)
         routes = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
         provider = routes.get(path)
         if provider is None:
@@ -694,8 +763,10 @@ class FakeLLMApp:
             if ttft:
                 await asyncio.sleep(ttft)
             payload = (openai_response if provider == "openai" else anthropic_response)(
-                request_json, plan
+                fake_providers.as_deployment(request_json, deployment), plan
             )
+            if provider == "openai":
+                payload = fake_providers.flavor_json(headers, payload)
             if abort_after is not None:
                 encoded = out._encode(payload)
                 await out.start(
@@ -711,7 +782,11 @@ class FakeLLMApp:
                 raise _AbortConnection
             return await _respond(out, 200, payload, extra=[id_header])
 
-        events = (openai_events if provider == "openai" else anthropic_events)(request_json, plan)
+        events = (openai_events if provider == "openai" else anthropic_events)(
+            fake_providers.as_deployment(request_json, deployment), plan
+        )
+        if provider == "openai":
+            events = fake_providers.flavor_events(headers, request_json, plan, events)
         delay = _int_header(headers, "x-fake-delay-ms") / 1000
         abort_n = int(abort_after) if abort_after is not None else None
         error_after = headers.get("x-fake-stream-error-after")
@@ -751,15 +826,15 @@ async def _respond(
     status: int,
     payload: bytes,
     extra: Iterable[tuple[bytes, bytes]] = (),
+    content_type: bytes = b"application/json",
 ) -> None:
     encoded = out._encode(payload) + (out._gzip.flush() if out._gzip is not None else b"")
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"content-length", str(len(encoded)).encode()),
         *extra,
+        *out.encoding_headers(),
     ]
-    if out._gzip is not None:
-        headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
     await out._send({"type": "http.response.start", "status": status, "headers": headers})
     await out._send({"type": "http.response.body", "body": encoded, "more_body": False})
 
@@ -883,7 +958,8 @@ _TRANSPORTS: dict[Any, tuple[type, type]] = {}
 class FakeUpstream:
     """The fake upstream server. Use ``start()``/``stop()`` or as a context manager."""
 
-    def __init__(self, cert_dir: str | Path | None = None):
+    def __init__(self, cert_dir: str | Path | None = None, *, tls: bool = True):
+        self.tls = tls
         self._tmp = None
         if cert_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="fake-upstream-")
@@ -913,8 +989,8 @@ class FakeUpstream:
             log_level="warning",
             access_log=False,
             server_header=False,
-            ssl_certfile=str(self.cert_file),
-            ssl_keyfile=str(self.key_file),
+            ssl_certfile=str(self.cert_file) if self.tls else None,
+            ssl_keyfile=str(self.key_file) if self.tls else None,
             timeout_graceful_shutdown=1,
         )
         uv_log = logging.getLogger("uvicorn.error")
@@ -962,7 +1038,7 @@ class FakeUpstream:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # -- recorded requests
     def _record(self, request: RecordedRequest) -> None:
