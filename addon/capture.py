@@ -33,6 +33,11 @@ REQUEST_HEADERS = frozenset(
         "x-stainless-runtime-version",
         "x-stainless-retry-count",
         "x-llmprof-session",
+        # run ids agent harnesses send (identifiers, not credentials)
+        "session_id",
+        "conversation_id",
+        "originator",
+        "x-opencode-session",
     }
 )
 SESSION_HEADER = "x-llmprof-session"

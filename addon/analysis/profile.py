@@ -90,6 +90,7 @@ def profile(trace: Trace) -> list[str]:
         trace.reclaimable_usd = round(found.dup_usd + found.cache_usd, 9)
     trace.reclaimable_tokens = found.dup_tokens + found.cache_tokens
     trace.analysis = {
+        **(trace.analysis or {}),  # what extraction noted (e.g. server-side history)
         "findings": found.findings,
         "reclaimable_tokens": trace.reclaimable_tokens,
         "reclaimable_usd": trace.reclaimable_usd,

@@ -414,8 +414,8 @@ def test_every_shape_is_recorded_exactly(proxy_factory, upstream, tmp_path):
 
     history = r["responses-history"]
     assert history["request"]["previous_response_id"] == "resp_abc"
-    if (history["analysis"] or {}).get("history") != "server-side":
-        pytest.xfail("profile() replaces trace.analysis, dropping extract's history marker")
+    assert history["analysis"]["history"] == "server-side"
+    assert history["components"].get("server-side context", 0) >= 0
 
 
 def sdk(proxy=None, upstream=None):
