@@ -162,8 +162,8 @@ class PostgresStore(BaseStore):
                 fresh = [fresh[i] for i in keep]
                 session_ids = [session_ids[i] for i in keep]
             if fresh:
-                turns = dict(await con.fetch(sql.TURNS, sids))
-                assigned, deltas = plan_runs(fresh, session_ids, turns)
+                existing = {r[0]: (r[1], r[2]) for r in await con.fetch(sql.TURNS, sids)}
+                assigned, deltas, reorder = plan_runs(fresh, session_ids, existing)
                 pairs = zip(fresh, assigned, strict=True)
                 values = [rows.insert_values(t, sid, turn) for t, (sid, turn) in pairs]
                 inserted = dict(await con.fetch(sql.INSERT, *_columns(values, rows.INSERT_COLUMNS)))
@@ -177,10 +177,11 @@ class PostgresStore(BaseStore):
                 if tools := ledger.ledger_rows(fresh):
                     await con.execute(sql.UPSERT_TOOLS, *_columns(tools, ledger.COLUMNS))
                 await self._apply_rollups(con, rollups.deltas(fresh))
-                if pairs_ := run_models(fresh, session_ids):
-                    await con.execute(
-                        sql.ADD_RUN_MODELS, *_columns(pairs_, ("session_id", "model"))
-                    )
+                if used := run_models(fresh, session_ids):
+                    await con.execute(sql.ADD_RUN_MODELS, *_columns(used, ("session_id", "model")))
+                for sid in reorder:
+                    await con.execute(sql.RENUMBER, sid)
+                    await con.execute(sql.RUN_ENDS, sid)
         return [known[t.uid] for t in traces]
 
     async def prune(self, before_ts: float, *, bodies_only: bool = False, batch: int = 500) -> int:

@@ -52,7 +52,7 @@ LOCK_RUNS = (
 )
 LEDGER_ADD = "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)"
 IDS_BY_UID = "SELECT uid, id FROM traces WHERE uid = ANY($1::text[])"
-TURNS = "SELECT session_id, turns FROM runs WHERE session_id = ANY($1::text[])"
+TURNS = "SELECT session_id, turns, last FROM runs WHERE session_id = ANY($1::text[])"
 EARLIER = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM traces
 WHERE conv_fp = ANY($1::text[]) OR reply_fp = ANY($1::text[])"""
 ON_UID = "ON CONFLICT (uid) DO NOTHING RETURNING uid, id"  # a concurrent replay
@@ -170,3 +170,13 @@ ADD_RUN_MODELS = bulk_insert("run_models", ("session_id", "model"), "ON CONFLICT
 DROP_RUN_MODELS = """DELETE FROM run_models WHERE session_id = ANY($1::text[]) AND NOT EXISTS (
     SELECT 1 FROM traces t WHERE t.session_id = run_models.session_id
     AND t.model = run_models.model)"""
+# Turns follow start times: renumber a run when a call arrived out of order.
+RENUMBER = """UPDATE traces t SET turn = r.rn FROM (
+    SELECT id, row_number() OVER (ORDER BY ts, id) AS rn FROM traces WHERE session_id = $1
+) AS r WHERE t.id = r.id AND t.turn <> r.rn"""
+RUN_ENDS = """UPDATE runs SET
+    first_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                           WHERE t.session_id = runs.session_id ORDER BY turn LIMIT 1),
+    last_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                          WHERE t.session_id = runs.session_id ORDER BY turn DESC LIMIT 1)
+WHERE session_id = $1"""

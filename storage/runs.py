@@ -133,18 +133,28 @@ def resolve_sessions(traces: Sequence[Trace], earlier: Sequence[Earlier]) -> lis
 
 
 def plan_runs(
-    traces: Sequence[Trace], session_ids: Sequence[str], existing_turns: dict[str, int]
-) -> tuple[list[tuple[str, int]], list[RunDelta]]:
+    traces: Sequence[Trace],
+    session_ids: Sequence[str],
+    existing: dict[str, tuple[int, float]],
+) -> tuple[list[tuple[str, int]], list[RunDelta], list[str]]:
     """Assign `(session_id, turn)` to each trace, in order, and sum the rollup deltas.
 
-    `existing_turns` maps the session ids already stored to their turn counts.
+    `existing` maps the session ids already stored to `(turns, last ts)`. Turns follow
+    the calls' start times: a call that started before one already numbered (several
+    proxies, or a long call finishing after a short one) is appended here and its run
+    is listed last in the result, for the store to renumber by start time.
     """
     assigned: list[tuple[str, int]] = []
     deltas: dict[str, RunDelta] = {}
+    latest: dict[str, float] = {sid: last for sid, (_, last) in existing.items()}
+    reorder: set[str] = set()
     for trace, sid in zip(traces, session_ids, strict=True):
+        if trace.ts < latest.get(sid, trace.ts):
+            reorder.add(sid)
+        latest[sid] = max(latest.get(sid, trace.ts), trace.ts)
         delta = deltas.get(sid)
         if delta is None:
-            before = existing_turns.get(sid, 0)
+            before = existing.get(sid, (0, 0.0))[0]
             delta = deltas[sid] = RunDelta(
                 session_id=sid,
                 turns=before,
@@ -164,7 +174,7 @@ def plan_runs(
         delta.cost_usd += trace.cost_usd or 0.0
         delta.last_prompt_tokens = trace.prompt_tokens
         assigned.append((sid, delta.turns))
-    return assigned, list(deltas.values())
+    return assigned, list(deltas.values()), sorted(reorder)
 
 
 def run_models(traces: Sequence[Trace], session_ids: Sequence[str]) -> list[tuple[str, str]]:

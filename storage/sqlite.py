@@ -146,14 +146,12 @@ class SQLiteStore(BaseStore):
                 earlier = await self._earlier(lookup_keys(fresh))
                 session_ids = resolve_sessions(fresh, earlier)
                 sids = sorted(set(session_ids))
-                existing: dict[str, int] = {}
+                existing: dict[str, tuple[int, float]] = {}
                 for part in _chunks(sids):
                     marks = ", ".join("?" for _ in part)
-                    for row in await db.execute_fetchall(
-                        f"SELECT session_id, turns FROM runs WHERE session_id IN ({marks})", part
-                    ):
-                        existing[row[0]] = row[1]
-                assigned, deltas = plan_runs(fresh, session_ids, existing)
+                    for row in await db.execute_fetchall(sql.TURNS.format(marks=marks), part):
+                        existing[row[0]] = (row[1], row[2])
+                assigned, deltas, reorder = plan_runs(fresh, session_ids, existing)
                 pairs = zip(fresh, assigned, strict=True)
                 await db.executemany(sql.INSERT, [insert_values(t, s, n) for t, (s, n) in pairs])
                 new_ids = await self._ids_by_uid([t.uid for t in fresh])
@@ -182,6 +180,9 @@ class SQLiteStore(BaseStore):
                     await db.executemany(sql.UPSERT_TOOLS, tools)
                 await self._apply_rollups(rollups.deltas(fresh))
                 await db.executemany(sql.ADD_RUN_MODELS, run_models(fresh, session_ids))
+                for sid in reorder:
+                    await db.execute(sql.RENUMBER, (sid,))
+                    await db.execute(sql.RUN_ENDS, (sid,))
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")

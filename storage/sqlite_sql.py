@@ -126,3 +126,14 @@ ADD_RUN_MODELS = "INSERT OR IGNORE INTO run_models (session_id, model) VALUES (?
 DROP_RUN_MODELS = """DELETE FROM run_models WHERE session_id IN ({marks}) AND NOT EXISTS (
     SELECT 1 FROM traces t WHERE t.session_id = run_models.session_id
     AND t.model = run_models.model)"""
+TURNS = "SELECT session_id, turns, last FROM runs WHERE session_id IN ({marks})"
+# Turns follow start times: renumber a run when a call arrived out of order.
+RENUMBER = """UPDATE traces SET turn = r.rn FROM (
+    SELECT id, row_number() OVER (ORDER BY ts, id) AS rn FROM traces WHERE session_id = ?
+) AS r WHERE traces.id = r.id AND traces.turn <> r.rn"""
+RUN_ENDS = """UPDATE runs SET
+    first_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                           WHERE t.session_id = runs.session_id ORDER BY turn LIMIT 1),
+    last_prompt_tokens = (SELECT prompt_tokens FROM traces t
+                          WHERE t.session_id = runs.session_id ORDER BY turn DESC LIMIT 1)
+WHERE session_id = ?"""

@@ -1061,3 +1061,20 @@ async def test_rollups_always_equal_the_traces(store: BaseStore) -> None:
     assert reclaim["by_source"]["duplicates"] == round(
         sum(r["reclaim_dup_usd"] or 0 for r in left), 6
     )
+
+
+async def test_turns_follow_start_times_when_calls_arrive_out_of_order(store: BaseStore) -> None:
+    """Several proxies (or a long call finishing after a short one) write a run's calls
+    out of order: turns still follow the calls' start times, 1..n."""
+    base = 1_780_000_000.0
+    calls = [
+        tr(uid=f"o{i}", ts=base + i, session_hint="ooo", prompt_tokens=100 * (i + 1))
+        for i in range(6)
+    ]
+    await store.record_many([calls[0], calls[2]])
+    await store.record_many([calls[1]])  # started before calls[2], written after it
+    await store.record_many([calls[5], calls[3], calls[4]])
+    run = await store.session("ooo")
+    assert [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
+    assert [c["prompt_tokens"] for c in run["calls"]] == [100, 200, 300, 400, 500, 600]
+    assert (run["first_prompt_tokens"], run["last_prompt_tokens"], run["turns"]) == (100, 600, 6)
