@@ -342,7 +342,8 @@ def test_gemini_split(cl100k):
     def n(s):
         return len(cl100k.encode_ordinary(s))
 
-    S, U, TH, A_, resp = words(20), words(30), words(10), words(15), {"result": words(40)}
+    # thinking kept well below the answer: a message's framing goes to its largest part
+    S, U, TH, A_, resp = words(20), words(30), words(5), words(15), {"result": words(40)}
     decl = {"name": "lookup", "description": "Look up", "parameters": TOOL_PARAMS}
     req = {
         "system_instruction": {"parts": [{"text": S}]},  # snake_case is accepted too
