@@ -269,7 +269,8 @@ def test_streams_are_not_buffered_and_ttft_is_measured(db_url, proxy_factory, up
     }
     arrivals = []
     t0 = time.monotonic()
-    with httpx.Client(proxy=proxy.proxy_url, verify=str(proxy.ca_cert)) as client:
+    ctx = ssl.create_default_context(cafile=str(proxy.ca_cert))
+    with httpx.Client(proxy=proxy.proxy_url, verify=ctx) as client:
         with client.stream("POST", URLS["anthropic"], json=request, headers=headers) as r:
             for line in r.iter_lines():
                 if line.startswith("data:"):
