@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from storage import BaseStore
+from storage.rows import prepare
 from storage.trace import Trace
 
 from .analysis.profile import profile
@@ -227,6 +228,10 @@ class Writer:
                 except Exception:  # noqa: BLE001 - an analysis bug must not lose the call
                     log.exception("llmprof: could not analyse %s %s%s", ex.method, ex.host, ex.path)
                     self.stats["analysis_failures"] += 1
+                try:
+                    prepare(trace)  # JSON encoding here, in the thread, not on the loop
+                except Exception:  # noqa: BLE001 - the store encodes again if this failed
+                    trace.encoded = None
                 traces.append(trace)
             for problem in problems:
                 self._problem(problem, ex)

@@ -53,8 +53,13 @@ LOCK_RUNS = (
 LEDGER_ADD = "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)"
 IDS_BY_UID = "SELECT uid, id FROM traces WHERE uid = ANY($1::text[])"
 TURNS = "SELECT session_id, turns, last FROM runs WHERE session_id = ANY($1::text[])"
-EARLIER = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM traces
-WHERE conv_fp = ANY($1::text[]) OR reply_fp = ANY($1::text[])"""
+# Candidates for run continuity: the most recent few calls per fingerprint, so a
+# request repeated thousands of times does not drag every copy back.
+_EARLIER_BY = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM (
+    SELECT conv_fp, reply_fp, session_id, ts, route, outcome,
+           row_number() OVER (PARTITION BY {col} ORDER BY ts DESC) AS rn
+    FROM traces WHERE {col} = ANY($1::text[])) AS c WHERE rn <= 8"""
+EARLIER = _EARLIER_BY.format(col="conv_fp") + "\nUNION ALL\n" + _EARLIER_BY.format(col="reply_fp")
 ON_UID = "ON CONFLICT (uid) DO NOTHING RETURNING uid, id"  # a concurrent replay
 INSERT = bulk_insert("traces", rows.INSERT_COLUMNS, ON_UID)
 INSERT_BODY = bulk_insert("trace_bodies", ("trace_id", *BODY_FIELDS))

@@ -27,18 +27,28 @@ def loads(value: Any) -> Any:
     return json.loads(value)
 
 
+def prepare(trace: Trace) -> Trace:
+    """Encode the trace's JSON columns once, ahead of `record_many` (call it where CPU
+    time is cheap: the writer's worker thread). Returns the trace."""
+    trace.encoded = (
+        dumps(trace.components or {}),
+        dumps(list(trace.called_tools or [])),
+        tuple(None if (v := getattr(trace, name)) is None else dumps(v) for name in BODY_FIELDS),
+    )
+    return trace
+
+
 def insert_values(trace: Trace, session_id: str | None, turn: int | None) -> tuple:
     """The INSERT_COLUMNS values of a trace, JSON columns encoded as text."""
     values: list[Any] = [getattr(trace, name) for name in SCALAR_FIELDS]
     values[SCALAR_FIELDS.index("streamed")] = bool(trace.streamed)
-    values.append(dumps(trace.components or {}))
-    values.append(dumps(list(trace.called_tools or [])))
-    values.extend((session_id, turn))
+    encoded = trace.encoded or prepare(trace).encoded
+    values.extend((encoded[0], encoded[1], session_id, turn))
     return tuple(values)
 
 
 def body_values(trace: Trace) -> tuple:
-    return tuple(None if (v := getattr(trace, name)) is None else dumps(v) for name in BODY_FIELDS)
+    return (trace.encoded or prepare(trace).encoded)[2]
 
 
 def trace_dict(row: Mapping[str, Any]) -> dict[str, Any]:

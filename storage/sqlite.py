@@ -234,11 +234,7 @@ class SQLiteStore(BaseStore):
         out = []
         for part in _chunks(list(keys), 250):
             marks = ", ".join("?" for _ in part)
-            rows = await self.db.execute_fetchall(
-                "SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM traces "
-                f"WHERE conv_fp IN ({marks}) OR reply_fp IN ({marks})",
-                (*part, *part),
-            )
+            rows = await self.db.execute_fetchall(sql.EARLIER.format(marks=marks), (*part, *part))
             out.extend(Earlier(*r) for r in rows)
         return out
 

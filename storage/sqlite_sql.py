@@ -137,3 +137,10 @@ RUN_ENDS = """UPDATE runs SET
     last_prompt_tokens = (SELECT prompt_tokens FROM traces t
                           WHERE t.session_id = runs.session_id ORDER BY turn DESC LIMIT 1)
 WHERE session_id = ?"""
+# Candidates for run continuity: the most recent few calls per fingerprint, so a
+# request repeated thousands of times does not drag every copy back.
+_EARLIER_BY = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM (
+    SELECT conv_fp, reply_fp, session_id, ts, route, outcome,
+           row_number() OVER (PARTITION BY {col} ORDER BY ts DESC) AS rn
+    FROM traces WHERE {col} IN ({{marks}})) WHERE rn <= 8"""
+EARLIER = _EARLIER_BY.format(col="conv_fp") + "\nUNION ALL\n" + _EARLIER_BY.format(col="reply_fp")

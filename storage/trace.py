@@ -119,6 +119,9 @@ class Trace:
     # Not stored: the prefix fingerprints (1..k messages) and roles, for run resolution.
     conv_chain: list[str] = field(default_factory=list)
     conv_roles: list[str] = field(default_factory=list)
+    # Not stored: the JSON columns already encoded (storage.rows.prepare), so the
+    # writer does that CPU work in its worker thread, not on the proxy's event loop.
+    encoded: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -129,7 +132,9 @@ class Trace:
             self.total_tokens = (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("encoded", None)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:

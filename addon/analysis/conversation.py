@@ -109,18 +109,22 @@ def _messages(api: str | None, request: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _chain(pairs: list[tuple[str, str]], h: bytes = b"") -> list[str]:
+    out = []
+    for role, body in pairs:
+        h = hashlib.blake2b(
+            h + role.encode() + b"\x00" + body.encode("utf-8", "replace"), digest_size=12
+        ).digest()
+        out.append(h.hex())
+    return out
+
+
 def fingerprints(api: str | None, request: Any) -> tuple[list[str], list[str]]:
     """`(prefix fingerprints, roles)`: fingerprint j covers messages 1..j."""
     if not isinstance(request, dict):
         return [], []
-    chain, roles, h = [], [], b""
-    for role, body in _messages(api, request):
-        h = hashlib.blake2b(
-            h + role.encode() + b"\x00" + body.encode("utf-8", "replace"), digest_size=12
-        ).digest()
-        chain.append(h.hex())
-        roles.append(role)
-    return chain, roles
+    pairs = _messages(api, request)
+    return _chain(pairs), [role for role, _ in pairs]
 
 
 def _reply_items(api: str | None, response: Any) -> list[dict]:
@@ -140,17 +144,12 @@ def _reply_items(api: str | None, response: Any) -> list[dict]:
     return [message] if isinstance(message, dict) else []
 
 
-def reply_fingerprint(api: str | None, request: Any, response: Any) -> str | None:
-    """The fingerprint the next request will carry if it continues from this reply."""
-    if not isinstance(request, dict):
-        return None
+def reply_fingerprint(api: str | None, chain: list[str], response: Any) -> str | None:
+    """The fingerprint the next request will carry if it continues from this reply:
+    the request's chain extended by the reply's messages (no re-hash of the history)."""
     items = _reply_items(api, response)
     if not items:
         return None
     key = {"gemini": "contents", "responses": "input"}.get(api or "", "messages")
-    history = request.get(key)
-    if isinstance(history, str):
-        history = [{"role": "user", "content": history}]
-    extended = {**request, key: [*(history if isinstance(history, list) else []), *items]}
-    chain, _ = fingerprints(api, extended)
-    return chain[-1] if chain else None
+    extended = _chain(_messages(api, {key: items}), bytes.fromhex(chain[-1]) if chain else b"")
+    return extended[-1] if extended else None

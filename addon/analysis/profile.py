@@ -79,7 +79,7 @@ def profile(trace: Trace) -> list[str]:
         trace.route, trace.route_label = route
     trace.conv_chain, trace.conv_roles = conversation.fingerprints(trace.api, request)
     trace.conv_fp = trace.conv_chain[-1] if trace.conv_chain else None
-    trace.reply_fp = conversation.reply_fingerprint(trace.api, request, trace.response)
+    trace.reply_fp = conversation.reply_fingerprint(trace.api, trace.conv_chain, trace.response)
     if not trace.session_hint:
         trace.session_hint = conversation.harness_session(request, trace.request_headers)
     found = findings.analyze(trace, attr, price, system)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Any
 
 LABEL_CHARS = 60
@@ -90,6 +91,17 @@ def system_text(api: str | None, request: Any) -> str:
 
 
 def mask(text: str) -> str:
+    """The text with its volatile parts replaced (memoized: a template's system prompt
+    comes back call after call, and a dozen regex passes over it are not free)."""
+    return _mask(text) if len(text) < 64 else _mask_cached(text)
+
+
+@lru_cache(maxsize=2048)
+def _mask_cached(text: str) -> str:
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     for pattern, token in _MASKS:
         text = pattern.sub(token, text)
     return _SPACE.sub(" ", text).strip()
