@@ -388,3 +388,21 @@ def test_non_llm_paths_are_not_traces():
         )
         ex = capture.snapshot(tflow.tflow(req=req, resp=True), None, None)
         assert build_trace(ex) == (None, [])
+
+
+def test_a_50_mb_body_is_forwarded_and_never_breaks_the_record():
+    """Huge bodies pass through the tee untouched; past the capture limit they are not
+    kept (counted as a problem), and garbage of that size never raises."""
+    flow = make_flow("api.openai.com", "/v1/chat/completions", CHAT_REQ)
+    capture.start(flow)
+    tee = capture.Tee(limit=8 << 20)
+    chunk = b"\xff" * (1 << 20)  # invalid UTF-8, not JSON
+    for _ in range(50):
+        assert tee(chunk) is chunk
+    tee(b"")
+    assert tee.overflow and tee.size == 50 << 20 and len(tee.chunks) == 8
+    ex = capture.snapshot(flow, tee, None)
+    trace, problems = build_trace(ex)
+    assert trace is not None and trace.outcome == "ok" and trace.prompt_tokens is None
+    assert "response larger than the capture limit" in problems
+    assert "response body is not JSON" in problems
