@@ -46,7 +46,8 @@ def _clean(value: Any, is_json: bool) -> Any:
     U+FFFD and null stand in, so one odd body never fails (and re-spools) a batch."""
     if not isinstance(value, str):
         return value
-    value = value.replace("\x00", "\ufffd")
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
     if is_json and ("\\u0000" in value or "NaN" in value or "Infinity" in value):
         value = _NUL_ESCAPE.sub(r"\1\\ufffd", value)
         value = rows.dumps(json.loads(value, parse_constant=lambda _: None))
@@ -55,8 +56,14 @@ def _clean(value: Any, is_json: bool) -> Any:
 
 def _columns(values: list[tuple], names: Sequence[str]) -> list[list[Any]]:
     """Row tuples to one list per column: the arguments of an unnest() insert."""
-    cols = zip(names, zip(*values, strict=True), strict=True)
-    return [[_clean(v, name in sql.JSON) for v in col] for name, col in cols]
+    out = []
+    for name, col in zip(names, zip(*values, strict=True), strict=True):
+        if sql.TYPES.get(name, "text") != "text":  # numbers and booleans need no cleaning
+            out.append(list(col))
+        else:
+            is_json = name in sql.JSON
+            out.append([_clean(v, is_json) if isinstance(v, str) else v for v in col])
+    return out
 
 
 class PostgresStore(BaseStore):
