@@ -87,7 +87,13 @@ def parse_body(body: Any) -> Result:
 
 
 class StreamParser:
-    """Reassembles a `chat.completion.chunk` stream into one `chat.completion`."""
+    """Reassembles a `chat.completion.chunk` stream into one `chat.completion`.
+
+    The event loop (`[DONE]`, errors, model, usage) is shared by every OpenAI-style
+    stream; a subclass only says what a choice carries (`_on_choice`, `finish`).
+    """
+
+    HEAD_KEYS = ("id", "created", "system_fingerprint")
 
     def __init__(self) -> None:
         self.res = Result()
@@ -104,7 +110,7 @@ class StreamParser:
         if "error" in data:
             self.res.error = error_from(data)
         if not self._head:
-            self._head = {k: data[k] for k in ("id", "created", "system_fingerprint") if k in data}
+            self._head = {k: data[k] for k in self.HEAD_KEYS if k in data}
         self.res.model = self.res.model or as_str(data.get("model"))
         usage = data.get("usage") or as_dict(data.get("x_groq")).get("usage")
         if usage:

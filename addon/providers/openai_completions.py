@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sse import Event
-from .base import Result, add_tool, as_dict, as_int, as_list, as_str, load_json
+from . import openai_chat
+from .base import Result, add_tool, as_dict, as_int, as_list, as_str
 from .openai_chat import error_from, usage_from
 
 API = "completions"
@@ -39,41 +39,23 @@ def parse_body(body: Any) -> Result:
     return res
 
 
-class StreamParser:
+class StreamParser(openai_chat.StreamParser):
     """Reassembles a completion stream into one `text_completion` object."""
 
-    def __init__(self) -> None:
-        self.res = Result()
-        self._head: dict[str, Any] = {}
-        self._choices: dict[int, dict[str, Any]] = {}
+    HEAD_KEYS = ("id", "created", "object")
 
-    def on_event(self, event: Event, chunk_index: int) -> None:
-        if event.data.strip() == "[DONE]":
-            self.res.finished = True
-            return
-        data = as_dict(load_json(event.data))
-        if not data:
-            return
-        if "error" in data:
-            self.res.error = error_from(data)
-        if not self._head:
-            self._head = {k: data[k] for k in ("id", "created", "object") if k in data}
-        self.res.model = self.res.model or as_str(data.get("model"))
-        if data.get("usage"):
-            self.res.usage = usage_from(data["usage"])
-        for choice in as_list(data.get("choices")):
-            choice = as_dict(choice)
-            slot = self._choices.setdefault(as_int(choice.get("index")) or 0, {"text": ""})
-            text, calls = _choice_text(choice, "delta")
-            for call in calls:
-                add_tool(self.res.called_tools, as_dict(as_dict(call).get("function")).get("name"))
-            if text:
-                slot["text"] += text
-                self.res.output_text += text
-                if self.res.first_content_chunk is None:
-                    self.res.first_content_chunk = chunk_index
-            if choice.get("finish_reason"):
-                slot["finish_reason"] = choice["finish_reason"]
+    def _on_choice(self, choice: dict[str, Any], chunk_index: int) -> None:
+        slot = self._choices.setdefault(as_int(choice.get("index")) or 0, {"text": ""})
+        text, calls = _choice_text(choice, "delta")
+        for call in calls:
+            add_tool(self.res.called_tools, as_dict(as_dict(call).get("function")).get("name"))
+        if text:
+            slot["text"] += text
+            self.res.output_text += text
+            if self.res.first_content_chunk is None:
+                self.res.first_content_chunk = chunk_index
+        if choice.get("finish_reason"):
+            slot["finish_reason"] = choice["finish_reason"]
 
     def finish(self) -> Result:
         choices = [
