@@ -72,10 +72,15 @@ class SQLiteStore(BaseStore):
             if self.readonly:
                 await self._check_schema()
             else:
-                # Set before the first table exists, so pruning can hand pages back
-                # (a no-op on a file created by an older llmprof).
-                await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                await db.execute("PRAGMA journal_mode = WAL")
+                # Each of these takes the write lock when it changes something, so
+                # only change what is not set yet: a proxy reconnecting while another
+                # process holds the lock must open at once (and spool, not wait).
+                if (await db.execute_fetchall("PRAGMA page_count"))[0][0] == 0:
+                    # before the first table exists, so pruning can hand pages back
+                    await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                mode = (await db.execute_fetchall("PRAGMA journal_mode"))[0][0]
+                if str(mode).lower() != "wal":
+                    await db.execute("PRAGMA journal_mode = WAL")
                 await db.execute("PRAGMA synchronous = NORMAL")
                 await db.execute("PRAGMA foreign_keys = ON")
                 await self._migrate()
@@ -95,6 +100,14 @@ class SQLiteStore(BaseStore):
         return self._db
 
     async def _migrate(self) -> None:
+        # An up-to-date file needs no write lock to open: a proxy (re)connecting while
+        # another process holds the lock must not wait on it just to find nothing to do.
+        try:
+            rows = await self.db.execute_fetchall("SELECT name FROM schema_migrations")
+            if {name for name, _ in migrate.migrations("sqlite")} <= {r[0] for r in rows}:
+                return
+        except sqlite3.OperationalError:  # no ledger yet: a new file
+            pass
         # BEGIN IMMEDIATE takes the write lock, so two proxies starting at once
         # on one file apply each migration exactly once.
         await self.db.execute(migrate.CREATE_LEDGER)

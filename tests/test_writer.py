@@ -160,3 +160,38 @@ async def test_retention_prunes_in_batches_and_stats_are_logged(tmp_path, caplog
         assert await s.count() == 2
     assert "retention removed 1200 traces older than 30 days" in caplog.text
     assert "llmprof: recorded=1 spooled=0 replayed=0 dropped=0" in caplog.text
+
+
+async def test_a_locked_sqlite_file_spools_then_replays(tmp_path, caplog):
+    """Another process holds the SQLite write lock past the busy timeout: the batch
+    goes to the spool, and is written once the lock is released."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    async with storage.make_store(url):
+        pass  # create and migrate
+    blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    w = Writer(lambda: storage.make_store(url), spool, batch_size=10, flush_interval=0.02)
+    w.start()
+    for i in range(4):
+        w.submit(exchange(i))
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if w.stats["spooled"] == 4:
+            break
+    assert w.stats["spooled"] == 4 and spool.files()
+    assert "store unavailable, spooling calls" in caplog.text
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    w._retry_at = 0
+    w.submit(exchange(4))
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if w.stats["recorded"] == 5:
+            break
+    await w.stop()
+    async with storage.make_store(url, readonly=True) as s:
+        assert [r["uid"] for r in reversed(await s.recent())] == [f"uid-{i:04d}" for i in range(5)]
+    assert spool.files() == []
