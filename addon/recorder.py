@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.flow import Error
@@ -27,6 +29,7 @@ from storage import StoreError
 
 from . import capture, inject, providers
 from .analysis import pricing
+from .build import worker_init
 from .hosts import HostMatcher
 from .spool import Spool
 from .writer import Writer
@@ -83,6 +86,13 @@ class LLMProf:
             "Seconds between the one-line stats log (recorded, spooled, dropped, problems).",
         )
         loader.add_option(
+            "llmprof_workers",
+            int,
+            1,
+            "Worker processes that analyse recorded calls, off the proxy's interpreter "
+            "(0: a thread inside the proxy).",
+        )
+        loader.add_option(
             "llmprof_inject_usage",
             bool,
             False,
@@ -115,6 +125,8 @@ class LLMProf:
         ):
             if name in updated and getattr(opts, name) <= 0:
                 raise exceptions.OptionsError(f"{name} must be a positive number")
+        if "llmprof_workers" in updated and not 0 <= opts.llmprof_workers <= 64:
+            raise exceptions.OptionsError("llmprof_workers must be between 0 and 64")
         if "llmprof_db_url" in updated and os.environ.get(pricing.OVERRIDE_ENV):
             try:  # a broken price file is a startup error, not a stream of unpriced calls
                 pricing.load_overrides(os.environ[pricing.OVERRIDE_ENV])
@@ -148,6 +160,7 @@ class LLMProf:
             retention_days=_env_days("LLMPROF_RETENTION_DAYS"),
             body_retention_days=_env_days("LLMPROF_BODY_RETENTION_DAYS"),
             stats_interval=opts.llmprof_stats_s,
+            executor=_workers(opts.llmprof_workers),
         )
         self.writer.start()
         log.info("llmprof: recording LLM calls to %s", _redact(url))
@@ -221,6 +234,15 @@ class LLMProf:
             log.exception(
                 "llmprof: could not capture %s%s", req.pretty_host, req.path.split("?")[0]
             )
+
+
+def _workers(n: int) -> ProcessPoolExecutor | None:
+    """The analysis worker processes. Spawned, not forked: the proxy has threads."""
+    if n <= 0:
+        return None
+    return ProcessPoolExecutor(
+        max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init
+    )
 
 
 def _env_days(name: str) -> float:

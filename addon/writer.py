@@ -15,14 +15,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor
 
 from storage import BaseStore
-from storage.rows import prepare
 from storage.trace import Trace
 
-from .analysis.profile import profile
+from .build import Built, build_batch
 from .capture import Exchange
-from .extract import build_trace
 from .spool import Spool
 
 log = logging.getLogger("llmprof")
@@ -43,6 +42,7 @@ class Writer:
         retention_days: float = 0,
         body_retention_days: float = 0,
         stats_interval: float = 60.0,
+        executor: Executor | None = None,
     ) -> None:
         self.store_factory = store_factory
         self.spool = spool
@@ -58,6 +58,7 @@ class Writer:
         self.retention_days = retention_days
         self.body_retention_days = body_retention_days
         self.stats_interval = stats_interval
+        self.executor = executor  # where analysis runs; None: a thread of this process
         self._next_prune = time.monotonic() + 5.0  # soon after start, then every PRUNE_EVERY
         self._next_stats = time.monotonic() + stats_interval
         self._last_stats: dict[str, int] = {}
@@ -100,6 +101,9 @@ class Writer:
             self._task = None
         while not self.queue.empty():
             await self._process(self._take(self.batch_size))
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
         if self.spool and await self._ensure_store():
             await self._replay()
         if self.store is not None:
@@ -209,29 +213,36 @@ class Writer:
 
     # ---- the work ---------------------------------------------------------------
     async def _process(self, batch: list[Exchange]) -> None:
-        traces = await asyncio.to_thread(self._build, batch)
+        traces = self._collect_built(batch, await self._build(batch))
         if traces:
             await self._write(traces)
 
-    def _build(self, batch: list[Exchange]) -> list[Trace]:
-        traces = []
-        for ex in batch:
+    async def _build(self, batch: list[Exchange]) -> list[Built]:
+        """Build in the worker process when there is one, else in a thread."""
+        if self.executor is not None:
             try:
-                trace, problems = build_trace(ex)
-            except Exception:  # noqa: BLE001 - a parser bug must not lose the batch
-                log.exception("llmprof: could not parse %s %s%s", ex.method, ex.host, ex.path)
+                return await asyncio.get_running_loop().run_in_executor(
+                    self.executor, build_batch, batch
+                )
+            except (BrokenExecutor, OSError, RuntimeError) as e:
+                # The worker died (killed, out of memory): go on in a thread.
+                log.error("llmprof: analysis worker failed (%s); analysing in-process", e)
+                self.executor = None
+        return await asyncio.to_thread(build_batch, batch)
+
+    def _collect_built(self, batch: list[Exchange], built: list[Built]) -> list[Trace]:
+        traces = []
+        for ex, (trace, problems, parse_failure, analysis_failure) in zip(
+            batch, built, strict=True
+        ):
+            where = f"{ex.method} {ex.host}{ex.path}"
+            if parse_failure:
                 self.stats["parse_failures"] += 1
-                continue
+                log.error("llmprof: could not parse %s\n%s", where, parse_failure)
+            if analysis_failure:
+                self.stats["analysis_failures"] += 1
+                log.error("llmprof: could not analyse %s\n%s", where, analysis_failure)
             if trace is not None:
-                try:
-                    problems += profile(trace)
-                except Exception:  # noqa: BLE001 - an analysis bug must not lose the call
-                    log.exception("llmprof: could not analyse %s %s%s", ex.method, ex.host, ex.path)
-                    self.stats["analysis_failures"] += 1
-                try:
-                    prepare(trace)  # JSON encoding here, in the thread, not on the loop
-                except Exception:  # noqa: BLE001 - the store encodes again if this failed
-                    trace.encoded = None
                 traces.append(trace)
             for problem in problems:
                 self._problem(problem, ex)

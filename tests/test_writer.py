@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 import storage
 from addon.capture import Exchange
 from addon.spool import Spool
@@ -195,3 +197,37 @@ async def test_a_locked_sqlite_file_spools_then_replays(tmp_path, caplog):
     async with storage.make_store(url, readonly=True) as s:
         assert [r["uid"] for r in reversed(await s.recent())] == [f"uid-{i:04d}" for i in range(5)]
     assert spool.files() == []
+
+
+async def test_analysis_in_a_worker_process(tmp_path):
+    """The default: exchanges go to a spawned worker process and come back as traces
+    ready to store (pickled both ways), with problems reported to this process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    w = Writer(
+        lambda: storage.make_store(url),
+        Spool(tmp_path / "spool", 1 << 20),
+        batch_size=5,
+        flush_interval=0.05,
+        executor=pool,
+    )
+    w.start()
+    for i in range(6):
+        w.submit(exchange(i, session="p"))
+    bad = exchange(99)
+    bad.chunks = [b"<html>not json</html>"]
+    w.submit(bad)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if w.stats["recorded"] == 7:
+            break
+    await w.stop()
+    assert w.executor is None and w.problems["response body is not JSON"] == 1
+    async with storage.make_store(url, readonly=True) as s:
+        rows = await s.recent(limit=10)
+        run = await s.session("p")
+    assert len(rows) == 7 and [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["cost_usd"] == pytest.approx(100 * 2.5e-6 + 7 * 1e-5)  # priced there

@@ -113,8 +113,14 @@ def test_sigkill_loses_at_most_what_was_in_flight(db_url, proxy_factory, upstrea
     burst = 6
     for i in range(burst):
         assert curl_call(proxy, "anthropic", False, f"burst-{i}")[0] == 200
+    workers = children(proxy.pid)  # the analysis worker process(es)
+    assert workers
     os.kill(proxy.pid, signal.SIGKILL)
     proxy.stop()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "an analysis worker outlived its killed proxy"
+        time.sleep(0.2)
     again = proxy_factory([ADDON], env=env)  # a restart replays whatever was spooled
     assert curl_call(again, "openai", False, "after-restart")[0] == 200
     assert again.stop() == 0
@@ -125,6 +131,18 @@ def test_sigkill_loses_at_most_what_was_in_flight(db_url, proxy_factory, upstrea
     assert len(ids) == len(set(ids))  # nothing twice
     assert {f"settled-{i}" for i in range(6)} | {"after-restart"} <= set(ids)
     assert 0 <= lost <= burst
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def test_two_proxies_under_concurrent_load(db_url, proxy_factory, upstream, tmp_path):

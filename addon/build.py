@@ -1,0 +1,61 @@
+"""Exchange -> stored-ready Trace, the CPU work of the writer, as one picklable function.
+
+`build_batch` decodes, parses, analyses (attribution, pricing, findings, run
+fingerprints) and JSON-encodes each exchange. The writer runs it in a worker
+process by default (`llmprof_workers`), so this work never competes with the
+proxy's event loop for the interpreter lock; or in a thread (`llmprof_workers=0`).
+It never raises: failures come back as text for the writer to count and log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+
+from storage.rows import prepare
+from storage.trace import Trace
+
+from .analysis.profile import profile
+from .capture import Exchange
+from .extract import build_trace
+
+# (trace or None, problems, parse failure traceback, analysis failure traceback)
+Built = tuple[Trace | None, list[str], str | None, str | None]
+
+
+def build_one(ex: Exchange) -> Built:
+    try:
+        trace, problems = build_trace(ex)
+    except Exception:  # noqa: BLE001 - a parser bug must not lose the batch
+        return None, [], traceback.format_exc(), None
+    analysis_failure = None
+    if trace is not None:
+        try:
+            problems += profile(trace)
+        except Exception:  # noqa: BLE001 - an analysis bug must not lose the call
+            analysis_failure = traceback.format_exc()
+        try:
+            prepare(trace)  # JSON encoding here too, not on the proxy's event loop
+        except Exception:  # noqa: BLE001 - the store encodes again if this failed
+            trace.encoded = None
+    return trace, problems, None, analysis_failure
+
+
+def build_batch(batch: list[Exchange]) -> list[Built]:
+    return [build_one(ex) for ex in batch]
+
+
+def worker_init() -> None:
+    """Runs first in each worker process: exit when the proxy is gone. A worker
+    blocked on its queue does not notice a parent killed with SIGKILL, and must not
+    linger."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="llmprof-parent-watch", daemon=True).start()
