@@ -20,6 +20,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.flow import Error
@@ -160,7 +161,7 @@ class LLMProf:
             retention_days=_env_days("LLMPROF_RETENTION_DAYS"),
             body_retention_days=_env_days("LLMPROF_BODY_RETENTION_DAYS"),
             stats_interval=opts.llmprof_stats_s,
-            executor=_workers(opts.llmprof_workers),
+            executor=partial(_workers, opts.llmprof_workers) if opts.llmprof_workers else None,
         )
         self.writer.start()
         log.info("llmprof: recording LLM calls to %s", _redact(url))

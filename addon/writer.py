@@ -42,7 +42,7 @@ class Writer:
         retention_days: float = 0,
         body_retention_days: float = 0,
         stats_interval: float = 60.0,
-        executor: Executor | None = None,
+        executor: Executor | Callable[[], Executor] | None = None,
     ) -> None:
         self.store_factory = store_factory
         self.spool = spool
@@ -58,7 +58,10 @@ class Writer:
         self.retention_days = retention_days
         self.body_retention_days = body_retention_days
         self.stats_interval = stats_interval
-        self.executor = executor  # where analysis runs; None: a thread of this process
+        # Where analysis runs: an executor, a factory for one (made at the first batch, so
+        # an idle proxy starts no process), or None for a thread of this process.
+        self.executor: Executor | None = executor if isinstance(executor, Executor) else None
+        self._make_executor = executor if callable(executor) else None
         self._next_prune = time.monotonic() + 5.0  # soon after start, then every PRUNE_EVERY
         self._next_stats = time.monotonic() + stats_interval
         self._last_stats: dict[str, int] = {}
@@ -219,6 +222,12 @@ class Writer:
 
     async def _build(self, batch: list[Exchange]) -> list[Built]:
         """Build in the worker process when there is one, else in a thread."""
+        if self.executor is None and self._make_executor is not None:
+            make, self._make_executor = self._make_executor, None
+            try:
+                self.executor = make()
+            except (OSError, RuntimeError) as e:
+                log.error("llmprof: cannot start analysis workers (%s); analysing in-process", e)
         if self.executor is not None:
             try:
                 return await asyncio.get_running_loop().run_in_executor(

@@ -210,7 +210,11 @@ def test_up_serves_and_stops_on_sigint(tmp_path: Path, env: dict[str, str]) -> N
     assert f"Dashboard: http://127.0.0.1:{api_port}/" in out
     assert f"export HTTPS_PROXY=http://127.0.0.1:{proxy_port}" in out
     assert f"export SSL_CERT_FILE={confdir / 'mitmproxy-ca-cert.pem'}" in out
+    deadline = time.monotonic() + 5  # helpers (e.g. multiprocessing's tracker) exit on EOF
     with pytest.raises(ProcessLookupError):  # nothing left in its process group
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
         os.killpg(proc.pid, 0)
     env_out = llmprof("env", "--confdir", str(confdir), env=env)
     assert env_out.returncode == 0 and "SSL_CERT_FILE" in env_out.stdout
