@@ -10,6 +10,7 @@ It never raises: failures come back as text for the writer to count and log.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import traceback
@@ -48,9 +49,11 @@ def build_batch(batch: list[Exchange]) -> list[Built]:
 
 
 def worker_init() -> None:
-    """Runs first in each worker process: exit when the proxy is gone. A worker
-    blocked on its queue does not notice a parent killed with SIGKILL, and must not
-    linger."""
+    """Runs first in each worker process. Ctrl-C in a terminal reaches the whole
+    process group: the worker ignores it and lets the proxy drain and shut it down.
+    And it exits when the proxy is gone: a worker blocked on its queue does not
+    notice a parent killed with SIGKILL, and must not linger."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
     def watch() -> None:
