@@ -57,27 +57,10 @@ TARGET = 20_000  # records per second, into each backend
 
 # ---- exchanges ----------------------------------------------------------------------
 def minimal_exchange(i: int):
-    """tests/test_writer.py's `exchange()`: empty messages, a JSON body with usage."""
-    from addon.capture import Exchange
+    """tests/test_writer.py's exchange: empty messages, a JSON body with usage."""
+    from tests.support.flows import json_exchange
 
-    body = {"model": "gpt-4o", "usage": {"prompt_tokens": 100 + i, "completion_tokens": 7}}
-    return Exchange(
-        uid=f"bench-min-{i:08d}",
-        ts=1_700_000_000.0 + i,
-        method="POST",
-        host="api.openai.com",
-        port=443,
-        path="/v1/chat/completions",
-        request_headers={},
-        request_body=json.dumps({"model": "gpt-4o", "messages": []}).encode(),
-        request_encoding=None,
-        session_hint=None,
-        status=200,
-        content_type="application/json",
-        chunks=[json.dumps(body).encode()],
-        chunk_times=[1_700_000_000.5 + i],
-        end_ts=1_700_000_001.0 + i,
-    )
+    return json_exchange(i, uid=f"bench-min-{i:08d}")
 
 
 SYSTEM = (

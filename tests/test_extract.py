@@ -5,62 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 
-from mitmproxy import http
 from mitmproxy.test import tflow, tutils
 
 from addon import capture
 from addon.extract import build_trace
-
-T0 = 1_700_000_000.0
-
-
-def make_flow(
-    host, path, body, *, headers=None, status=200, ctype="application/json", encoding=None, query=""
-):
-    req_headers = http.Headers(content_type="application/json", **(headers or {}))
-    req = tutils.treq(
-        host=host,
-        port=443,
-        method=b"POST",
-        path=(path + query).encode(),
-        headers=req_headers,
-        content=json.dumps(body).encode(),
-    )
-    req.timestamp_start = T0
-    resp_headers = http.Headers(content_type=ctype)
-    if encoding:
-        resp_headers["content-encoding"] = encoding
-    resp = tutils.tresp(status_code=status, headers=resp_headers, content=b"")
-    return tflow.tflow(req=req, resp=resp)
-
-
-def run(flow, chunks, *, times=None, end=True, error=None):
-    """Drive the hot-path pieces like mitmproxy does, then build the trace."""
-    hint = capture.start(flow)
-    tee = capture.Tee(limit=1 << 20)
-    for chunk in chunks:
-        assert tee(chunk) is chunk  # the very same bytes object is forwarded
-    if times:
-        tee.times = list(times)
-    if end:
-        tee(b"")
-    if error:
-        from mitmproxy.flow import Error
-
-        flow.error = Error(error)
-    ex = capture.snapshot(flow, tee, hint)
-    trace, problems = build_trace(ex)
-    return ex, trace, problems
-
-
-def sse(*events, named=False):
-    out = b""
-    for ev in events:
-        if named:
-            out += f"event: {ev['type']}\n".encode()
-        out += b"data: " + json.dumps(ev).encode() + b"\n\n"
-    return out
-
+from tests.support.flows import T0, make_flow, run, sse
 
 CHAT_REQ = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -360,10 +309,9 @@ def test_secrets_never_reach_the_trace_and_session_header_is_taken_off():
     }
     flow = make_flow(
         "api.openai.com",
-        "/v1/chat/completions",
+        "/v1/chat/completions?key=SECRET-7&api_key=SECRET-8",
         CHAT_REQ,
         headers=secrets,
-        query="?key=SECRET-7&api_key=SECRET-8",
     )
     ex, t, _ = run(flow, [b"{}"])
     assert "x-llmprof-session" not in flow.request.headers  # not forwarded upstream

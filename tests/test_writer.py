@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -11,27 +10,11 @@ import storage
 from addon.capture import Exchange
 from addon.spool import Spool
 from addon.writer import Writer
+from tests.support.flows import json_exchange
 
 
 def exchange(i: int, session: str | None = None) -> Exchange:
-    body = {"model": "gpt-4o", "usage": {"prompt_tokens": 100 + i, "completion_tokens": 7}}
-    return Exchange(
-        uid=f"uid-{i:04d}",
-        ts=1_700_000_000.0 + i,
-        method="POST",
-        host="api.openai.com",
-        port=443,
-        path="/v1/chat/completions",
-        request_headers={},
-        request_body=json.dumps({"model": "gpt-4o", "messages": []}).encode(),
-        request_encoding=None,
-        session_hint=session,
-        status=200,
-        content_type="application/json",
-        chunks=[json.dumps(body).encode()],
-        chunk_times=[1_700_000_000.5 + i],
-        end_ts=1_700_000_001.0 + i,
-    )
+    return json_exchange(i, session)
 
 
 async def test_batches_reach_the_store_in_order(tmp_path):

@@ -11,6 +11,7 @@ from mitmproxy.flow import Error
 from mitmproxy.test import tflow, tutils
 
 from addon import capture
+from addon.capture import Exchange
 from addon.extract import build_trace
 
 T0 = 1_700_000_000.0
@@ -80,3 +81,17 @@ def sse(*events: dict, named: bool = False, crlf: bool = False) -> bytes:
 
 def split_every(raw: bytes, n: int) -> list[bytes]:
     return [raw[i : i + n] for i in range(0, len(raw), n)]
+
+
+def json_exchange(i: int, session: str | None = None, uid: str | None = None) -> Exchange:
+    """A finished OpenAI chat call as the writer receives it: a JSON answer with usage
+    (100 + i prompt tokens, 7 completion tokens), no messages."""
+    body = {"model": "gpt-4o", "usage": {"prompt_tokens": 100 + i, "completion_tokens": 7}}
+    return Exchange(
+        uid=uid or f"uid-{i:04d}", ts=T0 + i, method="POST", host="api.openai.com",
+        port=443, path="/v1/chat/completions", request_headers={},
+        request_body=json.dumps({"model": "gpt-4o", "messages": []}).encode(),
+        request_encoding=None, session_hint=session, status=200,
+        content_type="application/json", chunks=[json.dumps(body).encode()],
+        chunk_times=[T0 + 0.5 + i], end_ts=T0 + 1.0 + i,
+    )  # fmt: skip
