@@ -90,8 +90,9 @@ class LLMProf:
             "llmprof_workers",
             int,
             1,
-            "Worker processes that analyse recorded calls, off the proxy's interpreter "
-            "(0: a thread inside the proxy).",
+            "Worker processes that analyse recorded calls and write them to the database, "
+            "off the proxy's interpreter (0: a thread inside the proxy analyses, the proxy "
+            "writes).",
         )
         loader.add_option(
             "llmprof_inject_usage",
@@ -162,6 +163,7 @@ class LLMProf:
             body_retention_days=_env_days("LLMPROF_BODY_RETENTION_DAYS"),
             stats_interval=opts.llmprof_stats_s,
             executor=partial(_workers, opts.llmprof_workers) if opts.llmprof_workers else None,
+            worker_db_url=url,
         )
         self.writer.start()
         log.info("llmprof: recording LLM calls to %s", _redact(url))

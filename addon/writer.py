@@ -2,10 +2,11 @@
 
 Hooks only `submit()` (a non-blocking put on a bounded queue). The task takes up
 to `batch_size` exchanges or whatever arrived within `flush_interval`, builds the
-traces in a worker thread (decoding, parsing, analysis are CPU work that must not
-stall the proxy's loop), and writes them in one `record_many`. When the store
-fails, the batch goes to the durable spool and is replayed, in order, when the
-store answers again. Nothing is dropped silently: every loss is counted and logged.
+traces in a worker process (decoding, parsing, analysis are CPU work that must not
+stall the proxy's loop) which also writes them in one `record_many` on its own
+connection (sink.py); without workers, a thread builds and this task writes. When
+the store fails, the batch goes to the durable spool and is replayed, in order,
+when the store answers again. Nothing is dropped silently: every loss is counted and logged.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from storage.trace import Trace
 
 from .build import Built, build_batch
 from .capture import Exchange
+from .sink import Outcome, build_and_record
 from .spool import Spool
 
 log = logging.getLogger("llmprof")
 WRITE_TIMEOUT = 30.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 PRUNE_EVERY = 600.0  # seconds between retention rounds
+WORKER_WRITE_TRIES = 5  # failed worker writes in a row before this process writes instead
 
 
 class Writer:
@@ -43,6 +46,7 @@ class Writer:
         body_retention_days: float = 0,
         stats_interval: float = 60.0,
         executor: Executor | Callable[[], Executor] | None = None,
+        worker_db_url: str | None = None,
     ) -> None:
         self.store_factory = store_factory
         self.spool = spool
@@ -62,6 +66,10 @@ class Writer:
         # an idle proxy starts no process), or None for a thread of this process.
         self.executor: Executor | None = executor if isinstance(executor, Executor) else None
         self._make_executor = executor if callable(executor) else None
+        # Workers write to this URL themselves (the same database as store_factory's);
+        # None: traces come back here to be written.
+        self.worker_db_url = worker_db_url
+        self._worker_failures = 0
         self._next_prune = time.monotonic() + 5.0  # soon after start, then every PRUNE_EVERY
         self._next_stats = time.monotonic() + stats_interval
         self._last_stats: dict[str, int] = {}
@@ -216,12 +224,28 @@ class Writer:
 
     # ---- the work ---------------------------------------------------------------
     async def _process(self, batch: list[Exchange]) -> None:
-        traces = self._collect_built(batch, await self._build(batch))
+        outcome = await self._build(batch)
+        traces = self._collect_built(batch, outcome.built)
+        self.stats["recorded"] += outcome.written
+        if outcome.written:
+            self._worker_failures = 0
+        if outcome.error is not None:
+            self._store_failed(outcome.error)  # the worker could not write: keep them here
+            self._worker_failures += 1
+            if self._worker_failures >= WORKER_WRITE_TRIES:
+                # The workers' connections keep failing where this process's does not
+                # (once the spool replays): stop handing them the writes.
+                log.error(
+                    "llmprof: analysis workers cannot write to the database (%s); "
+                    "writing from the proxy process instead",
+                    outcome.error,
+                )
+                self.worker_db_url = None
         if traces:
             await self._write(traces)
 
-    async def _build(self, batch: list[Exchange]) -> list[Built]:
-        """Build in the worker process when there is one, else in a thread."""
+    async def _build(self, batch: list[Exchange]) -> Outcome:
+        """Build (and write) in a worker process when there is one, else build in a thread."""
         if self.executor is None and self._make_executor is not None:
             make, self._make_executor = self._make_executor, None
             try:
@@ -229,15 +253,19 @@ class Writer:
             except (OSError, RuntimeError) as e:
                 log.error("llmprof: cannot start analysis workers (%s); analysing in-process", e)
         if self.executor is not None:
+            # While calls wait in the spool (or the store is failing), the worker only
+            # builds: this task writes, after the spool, so the order holds.
+            healthy = not self.spool and self._store_down_since is None
+            url = self.worker_db_url if healthy else None
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    self.executor, build_batch, batch
+                    self.executor, build_and_record, batch, url
                 )
             except (BrokenExecutor, OSError, RuntimeError) as e:
                 # The worker died (killed, out of memory): go on in a thread.
                 log.error("llmprof: analysis worker failed (%s); analysing in-process", e)
                 self.executor = None
-        return await asyncio.to_thread(build_batch, batch)
+        return Outcome(await asyncio.to_thread(build_batch, batch))
 
     def _collect_built(self, batch: list[Exchange], built: list[Built]) -> list[Trace]:
         traces = []
@@ -327,7 +355,7 @@ class Writer:
         self._retry_delay = RETRY_MIN
         return True
 
-    def _store_failed(self, error: BaseException) -> None:
+    def _store_failed(self, error: BaseException | str) -> None:
         if self._store_down_since is None:
             self._store_down_since = time.monotonic()
             log.error(

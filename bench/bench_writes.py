@@ -1,7 +1,11 @@
 """Benchmark 2: records per second into SQLite and PostgreSQL.
 
 Three paths, each at batch sizes 200 and 1000, each on a fresh database (a temp
-SQLite file; a PostgreSQL schema of its own, dropped afterwards):
+SQLite file; a PostgreSQL schema of its own, dropped afterwards). The writer paths
+run with 0, 1 and 2 analysis worker processes (`--workers`; `wN` in the path name):
+with workers, each worker builds a batch and writes it on its own connection, as
+the addon does by default (llmprof_workers=1); with 0, a thread builds and the
+event loop writes.
 
   writer/minimal    the real background writer (addon.writer.Writer: extraction, the
                     profiler's analysis, record_many) fed Exchanges shaped like
@@ -14,8 +18,8 @@ SQLite file; a PostgreSQL schema of its own, dropped afterwards):
   record_many       the store alone, fed the realistic Traces prebuilt (bodies included)
 
 Throughput is N records from the first submit to the last commit (median of the
-repeats). For the writer paths it also reports where the time went (building in the
-worker thread vs record_many), and when a writer path misses the 20,000 records/s
+repeats). For the writer paths it also reports where the time went (building vs
+record_many, summed over workers) and the CPU the writer cost the event loop, and when a writer path misses the 20,000 records/s
 target it profiles the build step (cProfile) and prints the top functions.
 
     .venv/bin/python bench/bench_writes.py            # ~2.2 minutes
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import gc
 import json
 import os
@@ -139,9 +144,12 @@ KINDS = {"minimal": minimal_exchange, "realistic": realistic_exchange}
 
 
 # ---- measurements -------------------------------------------------------------------
-async def via_writer(url: str, exchanges: list, batch: int) -> dict:
-    """N exchanges through the real Writer; seconds from the first submit to the last commit."""
+async def via_writer(url: str, exchanges: list, batch: int, workers: int) -> dict:
+    """N exchanges through the real Writer, configured as the addon configures it
+    (`workers` analysis processes that also write; 0: a thread builds, the loop writes).
+    Seconds from the first submit to the last commit."""
     import storage
+    from addon.recorder import _workers
     from addon.spool import Spool
     from addon.writer import Writer
 
@@ -153,16 +161,21 @@ async def via_writer(url: str, exchanges: list, batch: int) -> dict:
         flush_interval=0.5,
         queue_size=len(exchanges) + 10,
         stats_interval=3600,
+        executor=_workers(workers) if workers else None,
+        worker_db_url=url if workers else None,
     )
     timing = {"build": 0.0, "write": 0.0}
     build = w._build
 
-    def timed_build(b):
+    async def timed_build(b):
         t0 = time.perf_counter()
-        try:
-            return build(b)
-        finally:
+        out = await build(b)
+        if workers:  # the worker timed its own build and write
+            timing["build"] += out.build_s
+            timing["write"] += out.write_s
+        else:
             timing["build"] += time.perf_counter() - t0
+        return out
 
     w._build = timed_build
     w.start()
@@ -170,6 +183,11 @@ async def via_writer(url: str, exchanges: list, batch: int) -> dict:
         if w.store is not None:
             break
         await asyncio.sleep(0.01)
+    if workers:  # the workers start, load the tokenizer and connect on a first batch
+        w.submit(dataclasses.replace(exchanges[0], uid="warm-up"))
+        while w.stats["recorded"] < 1:
+            await asyncio.sleep(0.005)
+        timing.update(build=0.0, write=0.0)
     record_many = w.store.record_many
 
     async def timed_record_many(traces):
@@ -181,20 +199,27 @@ async def via_writer(url: str, exchanges: list, batch: int) -> dict:
 
     w.store.record_many = timed_record_many
     n = len(exchanges)
+    done = w.stats["recorded"] + n
     deadline = time.monotonic() + 300
-    t0 = time.perf_counter()
+    t0, loop0 = time.perf_counter(), time.thread_time()
     for ex in exchanges:
         w.submit(ex)
-    while w.stats["recorded"] < n and time.monotonic() < deadline:
+    while w.stats["recorded"] < done and time.monotonic() < deadline:
         if w.stats["spooled"] or w.stats["dropped"]:
             break
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - t0
+    loop_cpu = time.thread_time() - loop0  # what the writer costs the proxy's event loop
     stats = dict(w.stats)
     await w.stop()
-    if stats.get("recorded", 0) < n:
-        raise RuntimeError(f"writer recorded {stats.get('recorded', 0)} of {n}: {stats}")
-    return {"seconds": elapsed, "build_s": timing["build"], "write_s": timing["write"]}
+    if stats.get("recorded", 0) < done:
+        raise RuntimeError(f"writer recorded {stats.get('recorded', 0)} of {done}: {stats}")
+    return {
+        "seconds": elapsed,
+        "build_s": timing["build"],
+        "write_s": timing["write"],
+        "loop_cpu_s": loop_cpu,
+    }
 
 
 async def via_record_many(url: str, traces: list, batch: int) -> dict:
@@ -321,7 +346,8 @@ async def one(path: str, backend: str, batch: int, data: dict, tmp: Path, idx: i
     try:
         if path == "record_many":
             return await via_record_many(url, data["traces"], batch)
-        return await via_writer(url, data[path.split("/")[1]], batch)
+        kind, _, workers = path.split("/")[1].partition(" w")
+        return await via_writer(url, data[kind], batch, int(workers or 0))
     finally:
         if backend == "postgresql":
             await drop_pg_schema(url)
@@ -341,6 +367,11 @@ def main() -> int:
     )
     ap.add_argument("--repeats", type=int, default=3, help="median of (default 3)")
     ap.add_argument("--batches", default="200,1000")
+    ap.add_argument(
+        "--workers",
+        default="0,1,2",
+        help="analysis worker processes for the writer paths (the addon's default is 1)",
+    )
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--profile-records", type=int, default=2000)
     ap.add_argument("--quick", action="store_true", help="1,000 records, one repeat")
@@ -380,7 +411,11 @@ def main() -> int:
         # cost what they would in production.
         gc.collect()
         gc.freeze()
-        paths = ["writer/minimal", "writer/realistic", "record_many"]
+        paths = [
+            f"writer/{kind} w{n}"
+            for kind in ("minimal", "realistic")
+            for n in map(int, args.workers.split(","))
+        ] + ["record_many"]
         results: list[dict] = []
         idx = 0
         for path in paths:
@@ -392,7 +427,7 @@ def main() -> int:
                         idx += 1
                         runs.append(asyncio.run(one(path, backend, batch, data, home, idx)))
                     secs = median([r["seconds"] for r in runs])
-                    n = args.realistic_records if path == "writer/realistic" else args.records
+                    n = args.realistic_records if "realistic" in path else args.records
                     row = {
                         "path": path,
                         "backend": backend,
@@ -404,18 +439,18 @@ def main() -> int:
                         "all_records_per_s": [n / r["seconds"] for r in runs],
                         "build_us_per_record": median([r["build_s"] for r in runs]) / n * 1e6,
                         "write_us_per_record": median([r["write_s"] for r in runs]) / n * 1e6,
+                        "loop_cpu_us_per_record": median([r["loop_cpu_s"] for r in runs])
+                        / n
+                        * 1e6,
                     }
                     if path == "record_many":
-                        row["loop_cpu_us_per_record"] = (
-                            median([r["loop_cpu_s"] for r in runs]) / n * 1e6
-                        )
                         row["other_cpu_us_per_record"] = (
                             median([r["other_cpu_s"] for r in runs]) / n * 1e6
                         )
                     row["ok"] = row["records_per_s"] >= TARGET
                     results.append(row)
                     print(
-                        f"  {path:17} {backend:10} batch {batch:5}: "
+                        f"  {path:22} {backend:10} batch {batch:5}: "
                         f"{row['records_per_s']:>9,.0f} records/s",
                         flush=True,
                     )
@@ -447,6 +482,7 @@ def main() -> int:
             r["build_us_per_record"] or None,
             r["write_us_per_record"],
             1e6 / r["records_per_s"],
+            r["loop_cpu_us_per_record"],
             verdict(r["ok"]),
         ]
         for r in results
@@ -463,6 +499,7 @@ def main() -> int:
             "build us/rec",
             "write us/rec",
             "total us/rec",
+            "loop CPU us/rec",
             f">= {TARGET:,}/s",
         ],
         table,

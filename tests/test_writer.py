@@ -9,12 +9,20 @@ import pytest
 import storage
 from addon.capture import Exchange
 from addon.spool import Spool
-from addon.writer import Writer
+from addon.writer import WORKER_WRITE_TRIES, Writer
 from tests.support.flows import json_exchange
 
 
 def exchange(i: int, session: str | None = None) -> Exchange:
     return json_exchange(i, session)
+
+
+async def wait_for_count(w: Writer, stat: str, n: int, seconds: float = 15.0) -> None:
+    """Until the writer's `stat` counter reaches n (the assertions then say if it did)."""
+    for _ in range(int(seconds / 0.05)):
+        if w.stats[stat] == n:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_batches_reach_the_store_in_order(tmp_path):
@@ -53,10 +61,7 @@ async def test_store_away_spools_then_replays_exactly_once(tmp_path):
     w.start()
     for i in range(12):
         w.submit(exchange(i))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if w.stats["spooled"] == 12:
-            break
+    await wait_for_count(w, "spooled", 12)
     assert w.stats["spooled"] == 12 and w.stats["recorded"] == 0
     assert len(spool.files()) >= 1
     state["up"] = True
@@ -133,10 +138,7 @@ async def test_retention_prunes_in_batches_and_stats_are_logged(tmp_path, caplog
     )
     w._next_prune = 0
     w.start()
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if w.stats["pruned"] == 1200:
-            break
+    await wait_for_count(w, "pruned", 1200)
     w.submit(exchange(7))
     await asyncio.sleep(0.4)
     await w.stop()
@@ -162,55 +164,107 @@ async def test_a_locked_sqlite_file_spools_then_replays(tmp_path, caplog):
     w.start()
     for i in range(4):
         w.submit(exchange(i))
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if w.stats["spooled"] == 4:
-            break
+    await wait_for_count(w, "spooled", 4)
     assert w.stats["spooled"] == 4 and spool.files()
     assert "store unavailable, spooling calls" in caplog.text
     blocker.execute("ROLLBACK")
     blocker.close()
     w._retry_at = 0
     w.submit(exchange(4))
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if w.stats["recorded"] == 5:
-            break
+    await wait_for_count(w, "recorded", 5)
     await w.stop()
     async with storage.make_store(url, readonly=True) as s:
         assert [r["uid"] for r in reversed(await s.recent())] == [f"uid-{i:04d}" for i in range(5)]
     assert spool.files() == []
 
 
-async def test_analysis_in_a_worker_process(tmp_path):
-    """The default: exchanges go to a spawned worker process and come back as traces
-    ready to store (pickled both ways), with problems reported to this process."""
+def pooled_writer(tmp_path, url: str, batch_size: int = 5, **kw) -> Writer:
+    """A writer with one spawned worker process, as the addon makes it by default."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    url = f"sqlite:///{tmp_path / 'w.db'}"
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    w = Writer(
+    spool = kw.pop("spool", None) or Spool(tmp_path / "spool", 1 << 20)
+    return Writer(
         lambda: storage.make_store(url),
-        Spool(tmp_path / "spool", 1 << 20),
-        batch_size=5,
+        spool,
+        batch_size=batch_size,
         flush_interval=0.05,
         executor=pool,
+        **kw,
     )
+
+
+async def test_analysis_and_writes_in_a_worker_process(tmp_path):
+    """The default: exchanges go to a spawned worker process, which builds and stores
+    them on its own connection; only counters and problems come back."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    w = pooled_writer(tmp_path, url, worker_db_url=url)
+    written_here = []
     w.start()
+    for _ in range(200):  # the proxy's own store opens first (fail fast, replay)
+        if w.store is not None:
+            break
+        await asyncio.sleep(0.01)
+    w.store.record_many = written_here.append  # would fail if this process wrote
     for i in range(6):
         w.submit(exchange(i, session="p"))
     bad = exchange(99)
     bad.chunks = [b"<html>not json</html>"]
     w.submit(bad)
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if w.stats["recorded"] == 7:
-            break
+    await wait_for_count(w, "recorded", 7)
     await w.stop()
+    assert w.stats["recorded"] == 7 and w.stats["spooled"] == 0 and written_here == []
     assert w.executor is None and w.problems["response body is not JSON"] == 1
     async with storage.make_store(url, readonly=True) as s:
         rows = await s.recent(limit=10)
         run = await s.session("p")
     assert len(rows) == 7 and [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
     assert rows[-1]["cost_usd"] == pytest.approx(100 * 2.5e-6 + 7 * 1e-5)  # priced there
+
+
+async def test_analysis_only_in_the_worker_when_it_does_not_write(tmp_path):
+    """Without a URL for the workers (or while the spool holds calls), the worker
+    builds and the traces come back, pickled, to be written here."""
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    w = pooled_writer(tmp_path, url)
+    w.start()
+    for i in range(6):
+        w.submit(exchange(i, session="q"))
+    await wait_for_count(w, "recorded", 6)
+    await w.stop()
+    async with storage.make_store(url, readonly=True) as s:
+        run = await s.session("q")
+    assert [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_worker_that_cannot_write_hands_the_batch_back(tmp_path, caplog):
+    """The worker's connection fails (here: its URL points where no database can be
+    made): the batch comes back, goes to the spool, and is replayed here once,
+    in order; later batches flow again."""
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    w = pooled_writer(
+        tmp_path, url, batch_size=4, spool=spool, worker_db_url=f"sqlite:///{blocker}/db.sqlite"
+    )
+    w.start()
+    n = 0
+    for _ in range(WORKER_WRITE_TRIES + 2):  # one batch at a time
+        for _ in range(4):
+            w.submit(exchange(n, session="r"))
+            n += 1
+        await wait_for_count(w, "recorded", n)
+        w._retry_at = 0  # retry the store now, not after the backoff
+    await w.stop()
+    assert "store unavailable, spooling calls" in caplog.text
+    assert "workers cannot write to the database" in caplog.text  # then it writes here
+    assert w.worker_db_url is None
+    assert w.stats["recorded"] == n and w.stats["dropped"] == 0
+    assert w.stats["spooled"] == 4 * WORKER_WRITE_TRIES and spool.files() == []
+    async with storage.make_store(url, readonly=True) as s:
+        assert [r["uid"] for r in reversed(await s.recent(limit=n))] == [
+            f"uid-{i:04d}" for i in range(n)
+        ]
+        assert [c["turn"] for c in (await s.session("r"))["calls"]] == list(range(1, n + 1))
