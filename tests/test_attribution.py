@@ -703,6 +703,14 @@ def _replace(v, path, new):
     return [(_replace(x, rest, new) if i == head else x) for i, x in enumerate(v)]
 
 
+def mutated(req, data):
+    """`req` with one to three of its parts replaced by odd values drawn from `data`."""
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(_paths(req))))
+        req = _replace(req, path, data.draw(st.one_of(json_values, shaped)))
+    return req
+
+
 @settings(
     max_examples=int(os.environ.get("ATTR_EXAMPLES", 400)),
     deadline=None,
@@ -710,10 +718,7 @@ def _replace(v, path, new):
 )
 @given(st.sampled_from(sorted(SAMPLES)), st.data())
 def test_mutated_valid_requests_never_raise(api, data):
-    req = SAMPLES[api]
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(list(_paths(req))))
-        req = _replace(req, path, data.draw(st.one_of(json_values, shaped)))
+    req = mutated(SAMPLES[api], data)
     for a_api in (api, "chat"):
         a = A.attribute(a_api, req, provider="anthropic", model="claude", prompt_tokens=777)
         assert sum(a.components.values()) == 777

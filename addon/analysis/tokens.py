@@ -20,10 +20,11 @@ import os
 import re
 import tempfile
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import tiktoken
+
+from . import memo
 
 # tiktoken's download URLs (the cache file is named sha1(url)) and the sha256 it
 # checks the content against (tiktoken_ext/openai_public.py).
@@ -186,34 +187,7 @@ def count(text: str, encoding: tiktoken.Encoding) -> int:
     return len(encoding.encode_ordinary(text))
 
 
-class _LRU:
-    """A thread-safe LRU of (encoding name, content digest) -> token count."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict[tuple[str, bytes], int] = OrderedDict()
-        self.lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: tuple[str, bytes]) -> int | None:
-        with self.lock:
-            n = self.data.get(key)
-            if n is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self.data.move_to_end(key)
-            return n
-
-    def put(self, key: tuple[str, bytes], n: int) -> None:
-        with self.lock:
-            self.data[key] = n
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-
-_counts = _LRU(50_000)
+_counts = memo.LRU(max_weight=50_000, max_items=50_000)  # weight 1 an entry
 
 
 def cached_count(text: str, encoding: tiktoken.Encoding) -> int:
@@ -240,7 +214,6 @@ def cache_info() -> dict[str, int]:
 
 
 def clear_cache() -> None:
-    """Empty the per-content cache and reset its counters."""
-    with _counts.lock:
-        _counts.data.clear()
-        _counts.hits = _counts.misses = 0
+    """Empty the per-content cache and every other analysis memo (a cold start), and
+    reset their counters."""
+    memo.clear_all()

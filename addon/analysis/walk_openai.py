@@ -106,28 +106,30 @@ def _call(b: Builder, call_id: Any, name: Any, args: Any) -> None:
 def chat(b: Builder, req: dict) -> None:
     """OpenAI Chat Completions (and compatibles): `messages`, `tools`, legacy `functions`."""
     for t in _list(req.get("tools")) + _list(req.get("functions")):
-        t = _d(t)
-        spec = t.get("function") if isinstance(t.get("function"), dict) else None
-        if spec is None and isinstance(t.get("custom"), dict):
-            spec = t["custom"]
-        if spec is None and "name" in t:
-            spec = t  # legacy `functions` entry
-        if spec is None:
-            b.tool(t.get("type"), spec=t)
-        else:
-            b.tool(
-                spec.get("name"),
-                spec.get("description"),
-                spec.get("parameters") or spec.get("format"),
-            )
+        b.unit(_chat_tool, t)
     fmt = _d(req.get("response_format"))
     if fmt.get("type") == "json_schema":  # OpenAI renders the schema into the prompt
         b.json(SYSTEM, fmt.get("json_schema"))
     messages = req.get("messages")
     for m in messages if isinstance(messages, list) else _list(messages):
-        _chat_message(b, m)
+        b.unit(_chat_message, m)
     if b.last_home:
         b.add(b.last_home, PRIMING)
+
+
+def _chat_tool(b: Builder, t: Any) -> None:
+    t = _d(t)
+    spec = t.get("function") if isinstance(t.get("function"), dict) else None
+    if spec is None and isinstance(t.get("custom"), dict):
+        spec = t["custom"]
+    if spec is None and "name" in t:
+        spec = t  # legacy `functions` entry
+    if spec is None:
+        b.tool(t.get("type"), spec=t)
+    else:
+        b.tool(
+            spec.get("name"), spec.get("description"), spec.get("parameters") or spec.get("format")
+        )
 
 
 def _chat_message(b: Builder, m: Any) -> None:
@@ -171,18 +173,11 @@ def responses(b: Builder, req: dict) -> None:
     instructions = req.get("instructions")
     if isinstance(instructions, list):
         for item in instructions:
-            _item(b, item, system=True)
+            b.unit(_item, item, True)
     else:
         b.text(SYSTEM, instructions)
     for t in _list(req.get("tools")):
-        t = _d(t)
-        kind = t.get("type")
-        if kind == "function" or (kind == "custom" and "name" in t):
-            b.tool(t.get("name"), t.get("description"), t.get("parameters") or t.get("format"))
-        elif kind == "mcp":
-            b.tool(f"mcp:{_name(t.get('server_label'), 'server')}", spec=t)
-        else:
-            b.tool(kind, spec=t)
+        b.unit(_responses_tool, t)
     fmt = _d(_d(req.get("text")).get("format"))
     if fmt.get("type") == "json_schema":
         b.json(SYSTEM, fmt.get("schema"))
@@ -190,9 +185,20 @@ def responses(b: Builder, req: dict) -> None:
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
     for item in items if isinstance(items, list) else _list(items):
-        _item(b, item)
+        b.unit(_item, item)
     if b.last_home:
         b.add(b.last_home, PRIMING)
+
+
+def _responses_tool(b: Builder, t: Any) -> None:
+    t = _d(t)
+    kind = t.get("type")
+    if kind == "function" or (kind == "custom" and "name" in t):
+        b.tool(t.get("name"), t.get("description"), t.get("parameters") or t.get("format"))
+    elif kind == "mcp":
+        b.tool(f"mcp:{_name(t.get('server_label'), 'server')}", spec=t)
+    else:
+        b.tool(kind, spec=t)
 
 
 def _item(b: Builder, item: Any, system: bool = False) -> None:

@@ -8,6 +8,7 @@ bash / text editor / computer use) are added so the scaling starts closer to tru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import media
@@ -106,13 +107,7 @@ def messages(b: Builder, req: dict) -> None:
     _blocks(b, SYSTEM, req.get("system"))
     tools = [t for t in _list(req.get("tools")) if isinstance(t, dict)]
     for t in tools:
-        kind = t.get("type") if isinstance(t.get("type"), str) else "custom"
-        if kind == "custom" or "input_schema" in t:
-            b.tool(t.get("name"), t.get("description"), t.get("input_schema"))
-            continue
-        label = b.tool(t.get("name") or kind, spec=t)
-        hidden = next((n for key, n in HIDDEN_SCHEMA.items() if kind.startswith(key)), 0)
-        b.add(TOOLS, hidden, label)
+        b.unit(_anthropic_tool, t)
     if tools:
         choice = _d(req.get("tool_choice")).get("type")
         b.add(TOOLS, TOOL_PROMPT.get(choice, 346) if isinstance(choice, str) else 346)
@@ -120,12 +115,27 @@ def messages(b: Builder, req: dict) -> None:
     b.json(SYSTEM, fmt.get("schema"))
     msgs = req.get("messages")
     for m in msgs if isinstance(msgs, list) else _list(msgs):
-        b.hashes.append(fingerprint(m))
-        m = m if isinstance(m, dict) else {"content": m}
-        comp = HISTORY if m.get("role") == "assistant" else USER
-        b.begin()
-        _blocks(b, comp, m.get("content"))
-        b.end(comp, PER_MESSAGE)
+        b.unit(_turn, m, "content", "assistant", _blocks)
+
+
+def _anthropic_tool(b: Builder, t: dict) -> None:
+    kind = t.get("type") if isinstance(t.get("type"), str) else "custom"
+    if kind == "custom" or "input_schema" in t:
+        b.tool(t.get("name"), t.get("description"), t.get("input_schema"))
+        return
+    label = b.tool(t.get("name") or kind, spec=t)
+    hidden = next((n for key, n in HIDDEN_SCHEMA.items() if kind.startswith(key)), 0)
+    b.add(TOOLS, hidden, label)
+
+
+def _turn(b: Builder, m: Any, field: str, model_role: str, walk: Callable[..., None]) -> None:
+    """One turn of either API: `field` holds its content, `model_role` marks the model's."""
+    b.hashes.append(fingerprint(m))
+    m = m if isinstance(m, dict) else {field: m}
+    comp = HISTORY if m.get("role") == model_role else USER
+    b.begin()
+    walk(b, comp, m.get(field))
+    b.end(comp, PER_MESSAGE)
 
 
 def _g(d: dict, camel: str) -> Any:
@@ -174,26 +184,25 @@ def gemini(b: Builder, req: dict) -> None:
     system = _g(req, "systemInstruction")
     _parts(b, SYSTEM, _d(system).get("parts") if isinstance(system, dict) else system)
     for t in _list(req.get("tools")):
-        for key, spec in _d(t).items():
-            if key in ("functionDeclarations", "function_declarations"):
-                for f in _list(spec):
-                    f = _d(f)
-                    schema = next((f[k] for k in _SCHEMA_KEYS if k in f), None)
-                    b.tool(f.get("name"), f.get("description"), schema)
-            else:
-                b.tool(key, spec={key: spec})
+        b.unit(_gemini_tool, t)
     config = _d(_g(req, "generationConfig"))
     b.json(SYSTEM, _g(config, "responseSchema") or _g(config, "responseJsonSchema"))
     contents = _g(req, "contents")
     if isinstance(contents, (str, dict)):
         contents = [contents]
     for c in _list(contents):
-        b.hashes.append(fingerprint(c))
-        c = c if isinstance(c, dict) else {"parts": c}
-        comp = HISTORY if c.get("role") == "model" else USER
-        b.begin()
-        _parts(b, comp, c.get("parts"))
-        b.end(comp, PER_MESSAGE)
+        b.unit(_turn, c, "parts", "model", _parts)
+
+
+def _gemini_tool(b: Builder, t: Any) -> None:
+    for key, spec in _d(t).items():
+        if key in ("functionDeclarations", "function_declarations"):
+            for f in _list(spec):
+                f = _d(f)
+                schema = next((f[k] for k in _SCHEMA_KEYS if k in f), None)
+                b.tool(f.get("name"), f.get("description"), schema)
+        else:
+            b.tool(key, spec={key: spec})
 
 
 _SCHEMA_KEYS = ("parameters", "parametersJsonSchema", "parameters_json_schema")
