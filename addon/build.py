@@ -48,6 +48,27 @@ def build_batch(batch: list[Exchange]) -> list[Built]:
     return [build_one(ex) for ex in batch]
 
 
+def _warm() -> None:
+    """Load the tokenizers and the price tables now, so the first batch a worker
+    gets (and the calls waiting on it) does not pay for it."""
+    from .analysis import pricing, tokens
+
+    try:
+        for name in ("o200k_base", "cl100k_base"):
+            tokens.encoding_for("openai", "gpt-4o" if name == "o200k_base" else "gpt-4")
+        pricing.price(
+            "openai",
+            "gpt-4o-mini",
+            prompt_tokens=1,
+            completion_tokens=1,
+            cached_tokens=0,
+            cache_write_tokens=0,
+            reasoning_tokens=0,
+        )
+    except Exception:  # noqa: BLE001 - only a head start; the first call loads what it needs
+        pass
+
+
 def worker_init() -> None:
     """Runs first in each worker process. Ctrl-C in a terminal reaches the whole
     process group: the worker ignores it and lets the proxy drain and shut it down.
@@ -55,6 +76,7 @@ def worker_init() -> None:
     notice a parent killed with SIGKILL, and must not linger."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
+    _warm()
 
     def watch() -> None:
         while os.getppid() == parent:

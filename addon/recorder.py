@@ -164,6 +164,7 @@ class LLMProf:
             stats_interval=opts.llmprof_stats_s,
             executor=partial(_workers, opts.llmprof_workers) if opts.llmprof_workers else None,
             worker_db_url=url,
+            concurrency=opts.llmprof_workers,
         )
         self.writer.start()
         log.info("llmprof: recording LLM calls to %s", _redact(url))

@@ -47,6 +47,7 @@ class Writer:
         stats_interval: float = 60.0,
         executor: Executor | Callable[[], Executor] | None = None,
         worker_db_url: str | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.store_factory = store_factory
         self.spool = spool
@@ -70,6 +71,9 @@ class Writer:
         # None: traces come back here to be written.
         self.worker_db_url = worker_db_url
         self._worker_failures = 0
+        # Batches in flight at once: one per worker process, when the workers write.
+        self.concurrency = max(1, concurrency)
+        self._inflight: set[asyncio.Task] = set()
         self._next_prune = time.monotonic() + 5.0  # soon after start, then every PRUNE_EVERY
         self._next_stats = time.monotonic() + stats_interval
         self._last_stats: dict[str, int] = {}
@@ -110,6 +114,7 @@ class Writer:
             except (TimeoutError, asyncio.CancelledError):
                 log.error("llmprof: writer did not finish within %.0f s", timeout)
             self._task = None
+        await self._settle()
         while not self.queue.empty():
             await self._process(self._take(self.batch_size))
         if self.executor is not None:
@@ -133,8 +138,9 @@ class Writer:
             try:
                 batch = await self._collect()
                 if batch:
-                    await self._process(batch)
+                    await self._dispatch(batch)
                 elif self.spool and time.monotonic() >= self._retry_at:
+                    await self._settle()
                     if await self._ensure_store():
                         await self._replay()
                 elif time.monotonic() >= self._next_prune:
@@ -223,6 +229,38 @@ class Writer:
         )
 
     # ---- the work ---------------------------------------------------------------
+    async def _dispatch(self, batch: list[Exchange]) -> None:
+        """Process `batch`, here or, with several workers writing, in a task of its own
+        so the workers build and write side by side. Any trouble (spool, thread
+        fallback) first lets the batches in flight finish: the spool keeps order."""
+        parallel = (
+            self.concurrency > 1
+            and self.executor is not None
+            and self.worker_db_url is not None
+            and not self.spool
+            and self._store_down_since is None
+        )
+        if not parallel:
+            await self._settle()
+            await self._process(batch)
+            return
+        while len(self._inflight) >= self.concurrency:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(self._guarded(batch))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, batch: list[Exchange]) -> None:
+        try:
+            await self._process(batch)
+        except Exception:  # noqa: BLE001 - as in _run: outlive any one bad batch
+            self.stats["writer_errors"] += 1
+            log.exception("llmprof: unexpected writer error")
+
+    async def _settle(self) -> None:
+        if self._inflight:
+            await asyncio.wait(set(self._inflight))
+
     async def _process(self, batch: list[Exchange]) -> None:
         outcome = await self._build(batch)
         traces = self._collect_built(batch, outcome.built)

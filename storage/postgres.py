@@ -23,7 +23,7 @@ from . import postgres_sql as sql
 from .base import BaseStore, StoreError
 from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions, run_models
 from .summaries import route_dict
-from .trace import BODY_FIELDS, Trace
+from .trace import Trace
 
 CONNECT_TIMEOUT = 5.0
 MIGRATION_LOCK = 0x6C6C6D70726F66  # "llmprof": one key, whatever the schema
@@ -177,8 +177,9 @@ class PostgresStore(BaseStore):
                 if len(inserted) != len(fresh):  # the same uid under another session id
                     raise StoreError("a trace uid was recorded concurrently under another run")
                 known.update(inserted)
-                bodies = [(inserted[t.uid], *rows.body_values(t)) for t in fresh]
-                await con.execute(sql.INSERT_BODY, *_columns(bodies, ("trace_id", *BODY_FIELDS)))
+                bodies = [(inserted[t.uid], p) for t in fresh if (p := rows.packed_body(t))]
+                if bodies:
+                    await con.execute(sql.INSERT_BODY, *_columns(bodies, ("trace_id", "packed")))
                 runs = [tuple(getattr(d, c) for c in sql.RUN_NAMES) for d in deltas]
                 await con.execute(sql.UPSERT_RUNS, *_columns(runs, sql.RUN_NAMES))
                 if tools := ledger.ledger_rows(fresh):

@@ -15,8 +15,9 @@ from .trace import BODY_FIELDS, JSON_SCALAR_FIELDS
 RUN_NAMES = ("session_id", "turns", "started", "last", "tokens", "cost_usd", "provider")
 RUN_NAMES += ("first_prompt_tokens", "last_prompt_tokens")
 RUN_COLUMNS = ", ".join(RUN_NAMES)
-JSON = {*JSON_SCALAR_FIELDS, *BODY_FIELDS}  # sent as text, cast to jsonb
-TYPES = {"status": "int4", "streamed": "bool", "turn": "int4", "turns": "int4", "trace_id": "int8"}
+JSON = set(JSON_SCALAR_FIELDS)  # sent as text, cast to jsonb
+TYPES = {"packed": "bytea", "status": "int4", "streamed": "bool", "turn": "int4", "turns": "int4"}
+TYPES |= {"trace_id": "int8"}
 TYPES |= {c: "int8" for c in (*rows.INSERT_COLUMNS, *RUN_NAMES) if c.endswith("tokens")}
 FLOATS = ("ts", "cost_usd", "latency_ms", "ttft_ms", "reclaimable_usd", "started", "last")
 FLOATS += ("reclaim_dup_usd", "reclaim_cache_usd", "residual_usd", "first_seen", "last_seen")
@@ -42,7 +43,8 @@ def bulk_insert(table: str, columns: Sequence[str], tail: str = "") -> str:
 LIST = ", ".join(rows.LIST_COLUMNS)
 RECENT = f"SELECT {LIST} FROM traces WHERE id < coalesce($2, {2**63 - 1}) ORDER BY id DESC LIMIT $1"
 GET = (
-    f"SELECT t.{', t.'.join(rows.LIST_COLUMNS)}, b.{', b.'.join(BODY_FIELDS)} FROM traces t"
+    f"SELECT t.{', t.'.join(rows.LIST_COLUMNS)}, b.{', b.'.join(BODY_FIELDS)}, b.packed"
+    " FROM traces t"
     " LEFT JOIN trace_bodies b ON b.trace_id = t.id WHERE t.id = $1"
 )
 # Sorting the distinct keys before locking gives every writer the same lock order.
@@ -62,7 +64,7 @@ _EARLIER_BY = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM (
 EARLIER = _EARLIER_BY.format(col="conv_fp") + "\nUNION ALL\n" + _EARLIER_BY.format(col="reply_fp")
 ON_UID = "ON CONFLICT (uid) DO NOTHING RETURNING uid, id"  # a concurrent replay
 INSERT = bulk_insert("traces", rows.INSERT_COLUMNS, ON_UID)
-INSERT_BODY = bulk_insert("trace_bodies", ("trace_id", *BODY_FIELDS))
+INSERT_BODY = bulk_insert("trace_bodies", ("trace_id", "packed"))
 # The same rollup semantics as the SQLite backend's _UPSERT_RUN.
 UPSERT_RUNS = bulk_insert("runs", RUN_NAMES, """
 ON CONFLICT (session_id) DO UPDATE SET

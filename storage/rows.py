@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
+
+import zstandard
 
 from .trace import BODY_FIELDS, JSON_SCALAR_FIELDS, SCALAR_FIELDS, Trace
 
@@ -27,13 +30,38 @@ def loads(value: Any) -> Any:
     return json.loads(value)
 
 
+# zstd contexts are not thread-safe: one per thread (the API reads from a thread pool).
+_zstd = threading.local()
+ZSTD_LEVEL = 1  # 6.8 KB of agent-call bodies -> 1.3 KB in ~14 us; higher levels gain ~1 %
+
+
+def pack_bodies(trace: Trace) -> bytes | None:
+    """The six body documents (BODY_FIELDS) of a trace as one zstd-compressed JSON
+    array, or None when it has none. One blob, not six JSON columns: a fifth of the
+    bytes, and no database parses JSON on the way in."""
+    docs = [getattr(trace, name) for name in BODY_FIELDS]
+    if all(d is None for d in docs):
+        return None
+    text = "[" + ",".join("null" if d is None else dumps(d) for d in docs) + "]"
+    if not hasattr(_zstd, "c"):
+        _zstd.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return _zstd.c.compress(text.encode("utf-8", "surrogatepass"))
+
+
+def unpack_bodies(blob: bytes) -> list[Any]:
+    """pack_bodies' inverse: the documents in BODY_FIELDS order."""
+    if not hasattr(_zstd, "d"):
+        _zstd.d = zstandard.ZstdDecompressor()
+    return json.loads(_zstd.d.decompress(bytes(blob)).decode("utf-8", "surrogatepass"))
+
+
 def prepare(trace: Trace) -> Trace:
-    """Encode the trace's JSON columns once, ahead of `record_many` (call it where CPU
-    time is cheap: the writer's worker thread). Returns the trace."""
+    """Encode the trace's JSON columns and pack its bodies once, ahead of `record_many`
+    (call it where CPU time is cheap: the writer's worker). Returns the trace."""
     trace.encoded = (
         dumps(trace.components or {}),
         dumps(list(trace.called_tools or [])),
-        tuple(None if (v := getattr(trace, name)) is None else dumps(v) for name in BODY_FIELDS),
+        pack_bodies(trace),
     )
     return trace
 
@@ -47,7 +75,7 @@ def insert_values(trace: Trace, session_id: str | None, turn: int | None) -> tup
     return tuple(values)
 
 
-def body_values(trace: Trace) -> tuple:
+def packed_body(trace: Trace) -> bytes | None:
     return (trace.encoded or prepare(trace).encoded)[2]
 
 
@@ -61,6 +89,11 @@ def trace_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def with_bodies(item: dict[str, Any], row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Add the body documents from a trace_bodies row: packed (0005 on), or one column
+    each (rows written before)."""
+    if row is not None and row["packed"] is not None:
+        item.update(zip(BODY_FIELDS, unpack_bodies(row["packed"]), strict=True))
+        return item
     for name in BODY_FIELDS:
         item[name] = loads(row[name]) if row is not None else None
     return item

@@ -18,16 +18,10 @@ import aiosqlite
 from . import ledger, migrate, rollups
 from . import sqlite_sql as sql
 from .base import BaseStore, StoreError
-from .rows import (
-    body_values,
-    insert_values,
-    loads,
-    trace_dict,
-    with_bodies,
-)
+from .rows import insert_values, loads, packed_body, trace_dict, with_bodies
 from .runs import Earlier, lookup_keys, plan_runs, resolve_sessions, run_models
 from .summaries import route_dict
-from .trace import BODY_FIELDS, Trace
+from .trace import Trace
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -170,7 +164,8 @@ class SQLiteStore(BaseStore):
                 new_ids = await self._ids_by_uid([t.uid for t in fresh])
                 known.update(new_ids)
                 await db.executemany(
-                    sql.INSERT_BODY, [(new_ids[t.uid], *body_values(t)) for t in fresh]
+                    sql.INSERT_BODY,
+                    [(new_ids[t.uid], packed) for t in fresh if (packed := packed_body(t))],
                 )
                 await db.executemany(
                     sql.UPSERT_RUN,
@@ -280,9 +275,7 @@ class SQLiteStore(BaseStore):
         )
         if not rows:
             return None
-        body = await self.db.execute_fetchall(
-            f"SELECT {', '.join(BODY_FIELDS)} FROM trace_bodies WHERE trace_id = ?", (trace_id,)
-        )
+        body = await self.db.execute_fetchall(sql.GET_BODY, (trace_id,))
         return with_bodies(trace_dict(rows[0]), body[0] if body else None)
 
     async def _quarter_hour_buckets(self, since_ts: float) -> list[tuple]:

@@ -14,10 +14,8 @@ INSERT = (
     f"INSERT INTO traces ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
-INSERT_BODY = (
-    f"INSERT INTO trace_bodies (trace_id, {', '.join(BODY_FIELDS)}) "
-    f"VALUES (?, {', '.join('?' for _ in BODY_FIELDS)})"
-)
+INSERT_BODY = "INSERT INTO trace_bodies (trace_id, packed) VALUES (?, ?)"
+GET_BODY = f"SELECT {', '.join(BODY_FIELDS)}, packed FROM trace_bodies WHERE trace_id = ?"
 UPSERT_RUN = """
 INSERT INTO runs (session_id, turns, started, last, tokens, cost_usd, provider,
                   first_prompt_tokens, last_prompt_tokens)

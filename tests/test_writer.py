@@ -178,12 +178,13 @@ async def test_a_locked_sqlite_file_spools_then_replays(tmp_path, caplog):
     assert spool.files() == []
 
 
-def pooled_writer(tmp_path, url: str, batch_size: int = 5, **kw) -> Writer:
-    """A writer with one spawned worker process, as the addon makes it by default."""
+def pooled_writer(tmp_path, url: str, batch_size: int = 5, workers: int = 1, **kw) -> Writer:
+    """A writer with spawned worker processes, as the addon makes it (one by default)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    kw.setdefault("concurrency", workers)
     spool = kw.pop("spool", None) or Spool(tmp_path / "spool", 1 << 20)
     return Writer(
         lambda: storage.make_store(url),
@@ -221,6 +222,26 @@ async def test_analysis_and_writes_in_a_worker_process(tmp_path):
         run = await s.session("p")
     assert len(rows) == 7 and [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
     assert rows[-1]["cost_usd"] == pytest.approx(100 * 2.5e-6 + 7 * 1e-5)  # priced there
+
+
+async def test_two_workers_build_and_write_side_by_side(tmp_path):
+    """Two batches in flight at once: every call lands once, and each run's turns
+    still follow the calls' start times though batches commit in either order."""
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    w = pooled_writer(tmp_path, url, batch_size=3, workers=2, worker_db_url=url)
+    w.start()
+    n = 60
+    for i in range(n):
+        w.submit(exchange(i, session=f"s{i % 2}"))
+    await wait_for_count(w, "recorded", n, seconds=30)
+    await w.stop()
+    assert w.stats["recorded"] == n and w.stats["spooled"] == 0
+    async with storage.make_store(url, readonly=True) as s:
+        assert await s.count() == n
+        for k in (0, 1):
+            calls = (await s.session(f"s{k}"))["calls"]
+            assert [c["turn"] for c in calls] == list(range(1, n // 2 + 1))
+            assert [c["ts"] for c in calls] == sorted(c["ts"] for c in calls)
 
 
 async def test_analysis_only_in_the_worker_when_it_does_not_write(tmp_path):

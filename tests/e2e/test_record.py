@@ -331,19 +331,28 @@ def test_other_hosts_are_not_intercepted_and_nothing_secret_is_kept(
     records, _ = asyncio.run(read_back(db_url))
     assert len(records) == 4 and all(r["host"] != "localhost" for r in records.values())
     dump = asyncio.run(dump_database(db_url)) + proxy.log_text()
+    assert "Say hello, harness." in dump  # the request bodies were read, unpacked
     for secret in SECRETS:
         assert secret not in dump
 
 
 async def dump_database(db_url: str) -> str:
-    """Every byte the database holds, as text."""
+    """Every byte the database holds, as text; packed bodies unpacked too, so a secret
+    cannot hide behind compression."""
+    from storage.rows import unpack_bodies
+
     kind, target = storage.parse_db_url(db_url)
     if kind == "sqlite":
-        return "".join(
+        import sqlite3
+
+        raw = "".join(
             Path(p).read_bytes().decode("latin-1")
             for p in (target, target + "-wal")
             if Path(p).exists()
         )
+        with sqlite3.connect(target) as conn:
+            blobs = [r[0] for r in conn.execute("SELECT packed FROM trace_bodies") if r[0]]
+        return raw + "".join(json.dumps(unpack_bodies(b)) for b in blobs)
     import asyncpg
 
     from storage.postgres import split_schema
@@ -355,6 +364,8 @@ async def dump_database(db_url: str) -> str:
         for table in ("traces", "trace_bodies", "runs"):
             rows = await conn.fetch(f'SELECT t::text AS row FROM "{schema}".{table} t')
             out.extend(r["row"] for r in rows)
+        packed = await conn.fetch(f'SELECT packed FROM "{schema}".trace_bodies')
+        out.extend(json.dumps(unpack_bodies(r["packed"])) for r in packed if r["packed"])
         return "\n".join(out)
     finally:
         await conn.close()
