@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from addon.analysis import attribution as A
-from addon.analysis import memo
+from addon.analysis import memo, walk_openai
 from addon.analysis import tokens as T
 from tests.test_attribution import (
     SAMPLES,
@@ -86,6 +86,50 @@ def test_growing_run_replays_exactly():
         _check("chat", {"messages": msgs, "tools": SAMPLES["chat"]["tools"]}, 40 * (i + 10))
 
 
+# A small pool, so lists share, repeat and reorder the same messages; tool results
+# whose call ids earlier calls name differently.
+POOL = [
+    {"role": "user", "content": "short"},
+    {"role": "user", "content": [{"type": "text", "text": "x " * 150}]},
+    {"role": "assistant", "content": "y " * 120},
+    *(
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": cid, "function": {"name": name, "arguments": '{"a": 1}'}}],
+        }
+        for cid, name in (("c1", "read"), ("c1", "grep"), ("c2", "ls"))
+    ),
+    {"role": "tool", "tool_call_id": "c1", "content": "z " * 140},
+    {"role": "tool", "tool_call_id": "c2", "content": "z " * 140},
+    {"role": "system", "content": "rules"},
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["append", "edit", "cut", "fork"]), st.integers(0, 99)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["chat", "responses"]),
+)
+def test_lists_that_grow_fork_and_change_replay_exactly(ops, api):
+    msgs: list[dict] = []
+    saved: list[dict] = []
+    for op, i in ops:
+        if op == "append":
+            msgs = [*msgs, POOL[i % len(POOL)]]
+        elif op == "edit" and msgs:  # compaction: the middle of the history rewritten
+            msgs = [*msgs[: i % len(msgs)], POOL[i % len(POOL)], *msgs[i % len(msgs) + 1 :]]
+        elif op == "cut":
+            msgs = msgs[: i % (len(msgs) + 1)]
+        elif op == "fork":
+            saved, msgs = msgs, saved
+        key = "messages" if api == "chat" else "input"
+        _check(api, {key: copy.deepcopy(msgs)})
+
+
 def test_tool_result_is_labelled_by_the_call_before_it():
     """The same tool message after different calls is one memo key; its label differs."""
     result = {"role": "tool", "tool_call_id": "same-id", "content": words(30)}
@@ -100,6 +144,18 @@ def test_tool_result_is_labelled_by_the_call_before_it():
         assert got == want
         kids = {c["name"]: c["children"] for c in got[0]["detail"]["children"]}
         assert [k["name"] for k in kids["tool results"]] == [tool]
+
+
+def test_a_list_is_walked_again_when_names_from_outside_it_change():
+    """Responses instructions may carry calls whose outputs come in the input list."""
+    out = {"type": "function_call_output", "call_id": "c9", "output": "o " * 50}
+
+    def req(tool, n):
+        call = {"type": "function_call", "call_id": "c9", "name": tool, "arguments": "{}"}
+        return {"instructions": [call], "input": [out] + [{"role": "user", "content": "u"}] * n}
+
+    for tool, n in (("read", 1), ("read", 2), ("grep", 3), ("grep", 2), ("read", 3)):
+        _check("responses", req(tool, n))
 
 
 def test_values_equal_in_python_but_not_in_json_are_told_apart():
@@ -121,11 +177,11 @@ def test_warm_history_is_not_walked_again(monkeypatch):
         msgs += _turn(i, "read")
     _attr("chat", {"messages": msgs})
     walked = []
-    real = memo.LRU.put
-    monkeypatch.setattr(memo.LRU, "put", lambda self, *a: walked.append(a[0]) or real(self, *a))
+    real = walk_openai.content
+    monkeypatch.setattr(walk_openai, "content", lambda *a: walked.append(a) or real(*a))
     new = {"role": "user", "content": words(5)}
     _attr("chat", copy.deepcopy({"messages": [*msgs, new]}))
-    assert len([k for k in walked if isinstance(k, tuple) and callable(k[0])]) == 1
+    assert len(walked) == 1
 
 
 def test_lru_is_bounded_by_weight_and_entries():

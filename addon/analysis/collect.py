@@ -5,9 +5,10 @@ is counted (cached tiktoken counts for text, media rules for attachments, an
 explicit estimate for opaque blobs) and keeps the side products attribution
 returns (tool names, long text blocks, message fingerprints).
 
-Walkers hand each message and tool definition to `Builder.unit`, which remembers
-what walking it did (see memo.py), so the history an agent re-sends every call is
-replayed, not walked, tokenized and fingerprinted again.
+Walkers hand each message and tool definition to `Builder.unit` (a request's
+messages to `Builder.units`), which replays what walking it did before (replay.py),
+so the history an agent re-sends every call is not walked, tokenized and
+fingerprinted again.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import tiktoken
 
-from . import media, memo
+from . import media, replay
 from .tokens import cached_count
 
 SYSTEM = "system prompt"
@@ -94,46 +94,29 @@ class Builder:
         self.last_home: str | None = None
         self._msg: dict[str, int] | None = None
         self.keys: dict[int, tuple[Any, bytes]] = {}  # id(unit) -> (unit, memo key)
+        self.ctx = (enc.name, fam, model)  # what a unit's counts depend on besides itself
+        self.log: dict[tuple[str, str | None], int] | None = None  # a recorder's adds
 
     def unit(self, walk: Callable[..., None], value: Any, *args: Any) -> None:
         """`walk(self, value, *args)` for one self-contained part of the request (a
-        message, a tool definition), replayed from the memo when it was walked before
-        with the same encoding, media family and model, and the same tool names for
-        the call ids it looked up."""
-        key = memo.key_of(value)
-        if key is None:
-            return walk(self, value, *args)
-        self.keys[id(value)] = (value, key)
-        full = (walk, args, self.enc.name, self.fam, self.model, key)
-        done = _units.get(full)
-        if done is not None and all(self.names.get(k) == v for k, v in done.reads):
-            return self._replay(done)
-        rec = _Recorder(self)
-        try:
-            walk(rec, value, *args)
-        except BaseException:
-            self._replay(rec.done())  # what was counted before the failure, as unmemoized
-            raise
-        done = rec.done()
-        weight = len(key) + sum(len(t) for _, t in done.blocks) + memo.ENTRY_OVERHEAD
-        _units.put(full, done, weight)
-        self._replay(done)
+        message, a tool definition), or a replay of what it did last time (replay.py)."""
+        replay.unit(self, walk, value, args)
 
-    def _replay(self, u: Unit) -> None:
-        for comp, child, n in u.adds:
-            self.add(comp, n, child)
-        self.blocks += u.blocks
-        self.tools += u.tools
-        self.hashes += u.hashes
-        self.names.update(u.names)
-        self.approx = self.approx or u.approx
-        self.server_side = self.server_side or u.server_side
-        if u.home is not None:
-            self.last_home = u.home
+    def units(self, walk: Callable[..., None], values: list, *args: Any) -> None:
+        """`unit` for each of `values` in order: a request's messages."""
+        replay.units(self, walk, values, args)
+
+    def recorder(self) -> Builder:
+        """An empty Builder in the same context that logs what is done to it."""
+        rec = Builder(self.enc, self.fam, self.model)
+        rec.names, rec.log, rec.keys = replay.Names(self.names), {}, self.keys
+        return rec
 
     def add(self, comp: str, n: int, child: str | None = None) -> None:
         if n <= 0:
             return
+        if self.log is not None:  # summed per (component, child), in first-seen order
+            self.log[comp, child] = self.log.get((comp, child), 0) + n
         self.raw[comp] = self.raw.get(comp, 0) + n
         if child is not None:
             kids = self.kids.setdefault(comp, {})
@@ -245,69 +228,3 @@ def _small(value: Any, budget: int = LOOSE_JSON_MAX) -> bool:
         if seen > budget:
             return False
     return True
-
-
-@dataclass(slots=True, frozen=True)
-class Unit:
-    """What walking one unit did to a Builder, to do again without walking it."""
-
-    adds: tuple[tuple[str, str | None, int], ...]  # (component, child, tokens)
-    blocks: tuple[tuple[str, str], ...]
-    tools: tuple[str, ...]
-    hashes: tuple[str, ...]
-    names: tuple[tuple[str, str], ...]  # call ids it named
-    reads: tuple[tuple[Any, str | None], ...]  # call ids it looked up, and what it found
-    approx: bool
-    server_side: bool
-    home: str | None
-
-
-# Weighed by the key and the block texts an entry keeps alive: ~2x the history text
-# of the runs in flight; 48 MB holds dozens of 100k-token runs.
-_units = memo.LRU(max_weight=48 << 20, max_items=200_000)
-
-
-class _Names(dict):
-    """A unit's call-id -> tool-name map: its own names, then the outer ones, whose
-    lookups are recorded (a tool result is labelled by an earlier message's call)."""
-
-    def __init__(self, outer: dict[str, str]) -> None:
-        super().__init__()
-        self.outer, self.reads = outer, {}
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if key in self:
-            return self[key]
-        found = self.outer.get(key)
-        self.reads.setdefault(key, found)
-        return default if found is None else found
-
-
-class _Recorder(Builder):
-    """A Builder for one unit that also logs its adds, summed per (component, child) in
-    first-seen order: replayed in that order, they insert components and children
-    where walking would have, and reconciliation breaks ties by that order."""
-
-    def __init__(self, outer: Builder) -> None:
-        super().__init__(outer.enc, outer.fam, outer.model)
-        self.names = _Names(outer.names)
-        self.log: dict[tuple[str, str | None], int] = {}
-
-    def add(self, comp: str, n: int, child: str | None = None) -> None:
-        if n > 0:
-            self.log[comp, child] = self.log.get((comp, child), 0) + n
-        super().add(comp, n, child)
-
-    def done(self) -> Unit:
-        assert isinstance(self.names, _Names)
-        return Unit(
-            adds=tuple((comp, child, n) for (comp, child), n in self.log.items()),
-            blocks=tuple(self.blocks),
-            tools=tuple(self.tools),
-            hashes=tuple(self.hashes),
-            names=tuple(self.names.items()),
-            reads=tuple(self.names.reads.items()),
-            approx=self.approx,
-            server_side=self.server_side,
-            home=self.last_home,
-        )

@@ -55,14 +55,18 @@ class LRU:
         _all.append(self)
 
     def get(self, key: Any) -> Any:
-        with self.lock:
-            entry = self.data.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self.hits += 1
+        # No lock: each OrderedDict call is atomic under the GIL, and a key evicted by
+        # another thread between the two only fails the move (the counters may miss one).
+        entry = self.data.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        try:
             self.data.move_to_end(key)
-            return entry[0]
+        except KeyError:
+            pass
+        return entry[0]
 
     def put(self, key: Any, value: Any, weight: int = 1) -> None:
         if weight > self.max_weight // 8:

@@ -111,8 +111,7 @@ def chat(b: Builder, req: dict) -> None:
     if fmt.get("type") == "json_schema":  # OpenAI renders the schema into the prompt
         b.json(SYSTEM, fmt.get("json_schema"))
     messages = req.get("messages")
-    for m in messages if isinstance(messages, list) else _list(messages):
-        b.unit(_chat_message, m)
+    b.units(_chat_message, messages if isinstance(messages, list) else _list(messages))
     if b.last_home:
         b.add(b.last_home, PRIMING)
 
@@ -184,8 +183,7 @@ def responses(b: Builder, req: dict) -> None:
     items = req.get("input")
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
-    for item in items if isinstance(items, list) else _list(items):
-        b.unit(_item, item)
+    b.units(_item, items if isinstance(items, list) else _list(items))
     if b.last_home:
         b.add(b.last_home, PRIMING)
 

@@ -114,8 +114,7 @@ def messages(b: Builder, req: dict) -> None:
     fmt = _d(req.get("output_format"))  # structured outputs: the schema is prompt text
     b.json(SYSTEM, fmt.get("schema"))
     msgs = req.get("messages")
-    for m in msgs if isinstance(msgs, list) else _list(msgs):
-        b.unit(_turn, m, "content", "assistant", _blocks)
+    b.units(_turn, msgs if isinstance(msgs, list) else _list(msgs), "content", "assistant", _blocks)
 
 
 def _anthropic_tool(b: Builder, t: dict) -> None:
@@ -190,8 +189,7 @@ def gemini(b: Builder, req: dict) -> None:
     contents = _g(req, "contents")
     if isinstance(contents, (str, dict)):
         contents = [contents]
-    for c in _list(contents):
-        b.unit(_turn, c, "parts", "model", _parts)
+    b.units(_turn, _list(contents), "parts", "model", _parts)
 
 
 def _gemini_tool(b: Builder, t: Any) -> None:

@@ -1,0 +1,193 @@
+"""Replaying what walking a message did, instead of walking it again.
+
+Walkers hand each message and tool definition to `Builder.unit`, and a request's
+list of messages to `Builder.units`. The first walk of a unit runs on a recording
+sub-Builder; what it did (a `Unit`) is kept in a memo under the unit's exact
+content (memo.py) and applied to the real Builder. A later call that carries the
+same unit with the same counting context (encoding, media family, model) applies
+the Unit again without walking, tokenizing or fingerprinting anything.
+
+Two things make a replay exact:
+- order: a Unit's adds are summed per (component, child) in the order they first
+  occurred, so components enter the counts where walking would have put them
+  (reconciliation breaks ties by that order);
+- context: a tool result is labelled by an earlier message's call id, so a Unit
+  keeps the call ids it looked up outside itself and what it found, and is walked
+  again when they differ.
+
+`units` also keeps one Unit for each whole message list: an agent's call t is call
+t-1's messages plus a few, so the longest list seen before is replayed in one step
+and only the new messages go one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import memo
+
+if TYPE_CHECKING:
+    from .collect import Builder
+
+Walk = Callable[..., None]
+
+
+@dataclass(slots=True, frozen=True)
+class Unit:
+    """What walking one unit (or a list of them) did to a Builder."""
+
+    adds: tuple[tuple[str, str | None, int], ...]  # (component, child, tokens)
+    blocks: tuple[tuple[str, str], ...]
+    tools: tuple[str, ...]
+    hashes: tuple[str, ...]
+    names: tuple[tuple[str, str], ...]  # call ids it named
+    reads: tuple[tuple[Any, str | None], ...]  # call ids it looked up, and what it found
+    approx: bool
+    server_side: bool
+    home: str | None
+    keys: tuple[bytes, ...] = ()  # a list's: its units' keys
+
+
+# message key -> {(walk, args, context): Unit}. Weighed by the key and the block
+# texts it keeps alive, about twice the text of the histories in flight.
+_units = memo.LRU(max_weight=48 << 20, max_items=200_000)
+# (walk, args, context, length, last key) -> Unit of a message list. Weighed by its
+# tuples (the keys themselves are shared with the list it extended).
+_lists = memo.LRU(max_weight=16 << 20, max_items=20_000)
+
+
+class Names(dict):
+    """A recording Builder's call-id -> tool-name map: its own names, then the outer
+    ones, whose lookups it records."""
+
+    def __init__(self, outer: dict[str, str]) -> None:
+        super().__init__()
+        self.outer, self.reads = outer, {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        found = self.outer.get(key)
+        self.reads.setdefault(key, found)
+        return default if found is None else found
+
+
+def unit(b: Builder, walk: Walk, value: Any, args: tuple) -> None:
+    key = memo.key_of(value)
+    if key is None:
+        return walk(b, value, *args)
+    b.keys[id(value)] = (value, key)
+    _unit(b, walk, value, args, key)
+
+
+def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> None:
+    ctx = (walk, args, b.ctx)
+    units = _units.get(key)
+    done = units.get(ctx) if units is not None else None
+    if done is None or not _valid(b, done):
+        rec = _walk(b, walk, value, args)
+        done = finish(rec)
+        units = dict(units) if units is not None and len(units) < 4 else {}
+        units[ctx] = done
+        weight = len(key) + memo.ENTRY_OVERHEAD
+        weight += sum(len(t) for u in units.values() for _, t in u.blocks)
+        _units.put(key, units, weight)
+    apply(b, done)
+
+
+def _walk(b: Builder, walk: Walk, value: Any, args: tuple) -> Builder:
+    rec = b.recorder()
+    try:
+        walk(rec, value, *args)
+    except BaseException:
+        apply(b, finish(rec))  # what was counted before the failure, as walking would
+        raise
+    return rec
+
+
+def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
+    keys = [memo.key_of(v) for v in values]
+    if len(keys) < 2 or None in keys:
+        for v in values:
+            unit(b, walk, v, args)
+        return
+    for v, k in zip(values, keys, strict=True):
+        b.keys[id(v)] = (v, k)
+    ctx = (walk, args, b.ctx)
+    start, prefix = len(keys), None
+    while start and prefix is None:  # the longest list seen before, newest first
+        found = _lists.get((ctx, start, keys[start - 1]))
+        if found is not None and list(found.keys) == keys[:start] and _valid(b, found):
+            prefix = found
+        else:
+            start -= 1
+    rec = b.recorder()
+    if prefix is not None:
+        apply(rec, prefix)
+        rec.names.reads.update(prefix.reads)
+    try:
+        for v, k in zip(values[start:], keys[start:], strict=True):
+            _unit(rec, walk, v, args, k)
+    except BaseException:
+        apply(b, finish(rec))
+        raise
+    kept = (prefix.keys if prefix is not None else ()) + tuple(keys[start:])
+    done = finish(rec, kept)
+    if start < len(keys):
+        weight = 8 * (len(kept) + len(done.blocks) + len(done.hashes) + 2 * len(done.names))
+        weight += sum(map(len, keys[start:])) + memo.ENTRY_OVERHEAD
+        _lists.put((ctx, len(keys), keys[-1]), done, weight)
+    apply(b, done)
+
+
+def _valid(b: Builder, u: Unit) -> bool:
+    names = b.names
+    return all(names.get(k) == v for k, v in u.reads)
+
+
+def finish(rec: Builder, keys: tuple[bytes, ...] = ()) -> Unit:
+    assert isinstance(rec.names, Names) and rec.log is not None
+    return Unit(
+        adds=tuple((comp, child, n) for (comp, child), n in rec.log.items()),
+        blocks=tuple(rec.blocks),
+        tools=tuple(rec.tools),
+        hashes=tuple(rec.hashes),
+        names=tuple(rec.names.items()),
+        reads=tuple(rec.names.reads.items()),
+        approx=rec.approx,
+        server_side=rec.server_side,
+        home=rec.last_home,
+        keys=keys,
+    )
+
+
+def apply(b: Builder, u: Unit) -> None:
+    """Do to `b` what the walk `u` recorded did."""
+    if b._msg is None and b.log is None:  # between messages, not recording: add() inlined
+        raw, kids = b.raw, b.kids
+        for comp, child, n in u.adds:
+            raw[comp] = raw.get(comp, 0) + n
+            if child is not None:
+                sub = kids.get(comp)
+                if sub is None:
+                    sub = kids[comp] = {}
+                sub[child] = sub.get(child, 0) + n
+    else:
+        for comp, child, n in u.adds:
+            b.add(comp, n, child)
+    if u.blocks:
+        b.blocks += u.blocks
+    if u.tools:
+        b.tools += u.tools
+    if u.hashes:
+        b.hashes += u.hashes
+    if u.names:
+        b.names.update(u.names)
+    if u.approx:
+        b.approx = True
+    if u.server_side:
+        b.server_side = True
+    if u.home is not None:
+        b.last_home = u.home
