@@ -25,6 +25,8 @@ import json
 import re
 from typing import Any
 
+from . import memo
+
 _CLAUDE_SESSION = re.compile(r"session_([0-9a-fA-F-]{36})")
 _ASSISTANT = {"assistant", "model"}
 _SYSTEM = {"system", "developer"}
@@ -82,7 +84,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _messages(api: str | None, request: dict) -> list[tuple[str, str]]:
+def _items(api: str | None, request: dict) -> list:
     if api == "gemini":
         items = request.get("contents")
     elif api == "responses":
@@ -91,40 +93,84 @@ def _messages(api: str | None, request: dict) -> list[tuple[str, str]]:
             items = [{"role": "user", "content": items}]
     else:
         items = request.get("messages")
+    return items if isinstance(items, list) else []
+
+
+class _Msg:
+    """One message's role and hashed text, and the chain steps already taken through
+    it (previous fingerprint -> next): a message re-sent after the same history costs
+    a lookup, not a hash of its text."""
+
+    __slots__ = ("role", "tail", "after")
+
+    def __init__(self, role: str, body: str) -> None:
+        self.role = role
+        self.tail = role.encode() + b"\x00" + body.encode("utf-8", "replace")
+        self.after: dict[bytes, bytes] = {}
+
+    def step(self, h: bytes) -> bytes:
+        nxt = self.after.get(h)
+        if nxt is None:
+            nxt = hashlib.blake2b(h + self.tail, digest_size=12).digest()
+            if len(self.after) >= 8:  # forks and edits: keep the map small
+                self.after.clear()
+            self.after[h] = nxt
+        return nxt
+
+
+_SKIP = _Msg("", "")  # a system message: not part of the conversation
+_msgs = memo.LRU(max_weight=16 << 20, max_items=200_000)  # message key -> _Msg
+
+
+def _msg(m: dict) -> _Msg:
+    role = m.get("role") or ("assistant" if m.get("type") == "function_call" else "tool")
+    if role in _SYSTEM:
+        return _SKIP
+    body = _text(m.get("content", m.get("parts", m)))
+    for call in m.get("tool_calls") or []:
+        if isinstance(call, dict) and isinstance(call.get("function"), dict):
+            fn = call["function"]
+            body += f"<call {fn.get('name')} {_canonical(fn.get('arguments'))}>"
+    if m.get("type") in ("function_call", "function_call_output"):
+        body = _text(m)
+    return _Msg("assistant" if role in _ASSISTANT else str(role), body.strip())
+
+
+def _messages(api: str | None, request: dict, keys: dict | None = None) -> list[_Msg]:
+    """The conversation's messages, each read once per content (`keys`: the memo keys
+    attribution already made, by id of the message)."""
     out = []
-    for m in items if isinstance(items, list) else []:
+    for m in _items(api, request):
         if not isinstance(m, dict):
             continue
-        role = m.get("role") or ("assistant" if m.get("type") == "function_call" else "tool")
-        if role in _SYSTEM:
-            continue
-        body = _text(m.get("content", m.get("parts", m)))
-        for call in m.get("tool_calls") or []:
-            if isinstance(call, dict) and isinstance(call.get("function"), dict):
-                fn = call["function"]
-                body += f"<call {fn.get('name')} {_canonical(fn.get('arguments'))}>"
-        if m.get("type") in ("function_call", "function_call_output"):
-            body = _text(m)
-        out.append(("assistant" if role in _ASSISTANT else str(role), body.strip()))
+        known = keys.get(id(m)) if keys else None
+        key = known[1] if known is not None and known[0] is m else memo.key_of(m)
+        msg = _msgs.get(key) if key is not None else None
+        if msg is None:
+            msg = _msg(m)
+            if key is not None:
+                _msgs.put(key, msg, len(key) + len(msg.tail) + memo.ENTRY_OVERHEAD)
+        if msg is not _SKIP:
+            out.append(msg)
     return out
 
 
-def _chain(pairs: list[tuple[str, str]], h: bytes = b"") -> list[str]:
+def _chain(msgs: list[_Msg], h: bytes = b"") -> list[str]:
     out = []
-    for role, body in pairs:
-        h = hashlib.blake2b(
-            h + role.encode() + b"\x00" + body.encode("utf-8", "replace"), digest_size=12
-        ).digest()
+    for msg in msgs:
+        h = msg.step(h)
         out.append(h.hex())
     return out
 
 
-def fingerprints(api: str | None, request: Any) -> tuple[list[str], list[str]]:
+def fingerprints(
+    api: str | None, request: Any, keys: dict | None = None
+) -> tuple[list[str], list[str]]:
     """`(prefix fingerprints, roles)`: fingerprint j covers messages 1..j."""
     if not isinstance(request, dict):
         return [], []
-    pairs = _messages(api, request)
-    return _chain(pairs), [role for role, _ in pairs]
+    msgs = _messages(api, request, keys)
+    return _chain(msgs), [msg.role for msg in msgs]
 
 
 def _reply_items(api: str | None, response: Any) -> list[dict]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from storage.trace import Trace
 
-from . import pricing
+from . import memo, pricing
 from .tokens import cached_count, encoding_for
 
 DUP_MIN_CHARS = 200
@@ -88,15 +88,22 @@ DUP_COMPONENTS = {
 }
 
 
+# block text -> its long paragraphs. A replayed message hands back the very string
+# objects it was first seen with, so the lookup hashes nothing and the paragraphs
+# counted are the same objects, their hashes cached: old history costs no splitting.
+_PARAS = memo.LRU(max_weight=16 << 20, max_items=100_000)
+
+
 def _paragraphs(blocks: list[tuple[str, str]]) -> Counter[str]:
     seen: Counter[str] = Counter()
     for component, text in blocks:
         if component not in DUP_COMPONENTS:
             continue
-        for para in text.split("\n\n"):
-            para = para.strip()
-            if len(para) >= DUP_MIN_CHARS:
-                seen[para] += 1
+        paras = _PARAS.get(text)
+        if paras is None:
+            paras = tuple(p for p in map(str.strip, text.split("\n\n")) if len(p) >= DUP_MIN_CHARS)
+            _PARAS.put(text, paras, len(text) + memo.ENTRY_OVERHEAD)
+        seen.update(paras)
     return seen
 
 
@@ -107,11 +114,23 @@ def _children(detail: dict, component: str) -> dict[str, int]:
     return {}
 
 
+_PREFIXES = memo.LRU(max_weight=8 << 20, max_items=20_000)  # exact inputs -> key
+
+
 def _prefix_key(request: dict, api: str | None, system: str) -> str:
-    tools = json.dumps(request.get("tools"), sort_keys=True, default=str)
-    return hashlib.blake2b(
-        f"{api}\x00{system}\x00{tools}".encode("utf-8", "replace"), digest_size=12
-    ).hexdigest()
+    """The stable prefix's identity (memoized: re-serializing the tool schemas with
+    sorted keys on every call of a template costs more than the lookup)."""
+    raw = memo.key_of(request.get("tools"))
+    exact = (api, system, raw) if raw is not None else None
+    found = _PREFIXES.get(exact) if exact is not None else None
+    if found is None:
+        tools = json.dumps(request.get("tools"), sort_keys=True, default=str)
+        found = hashlib.blake2b(
+            f"{api}\x00{system}\x00{tools}".encode("utf-8", "replace"), digest_size=12
+        ).hexdigest()
+        if exact is not None:
+            _PREFIXES.put(exact, found, len(system) + len(raw) + memo.ENTRY_OVERHEAD)
+    return found
 
 
 def analyze(trace: Trace, attr, price: pricing.Price | None, system: str) -> Findings:

@@ -74,10 +74,10 @@ def profile(trace: Trace) -> list[str]:
     )
     trace.components, trace.detail = attr.components, attr.detail
     system = routes.system_text(trace.api, request)
-    route = routes.route_of(trace.api, request, attr.tools)
+    route = routes.route_of(trace.api, request, attr.tools, system)
     if route is not None:
         trace.route, trace.route_label = route
-    trace.conv_chain, trace.conv_roles = conversation.fingerprints(trace.api, request)
+    trace.conv_chain, trace.conv_roles = conversation.fingerprints(trace.api, request, attr.keys)
     trace.conv_fp = trace.conv_chain[-1] if trace.conv_chain else None
     trace.reply_fp = conversation.reply_fingerprint(trace.api, trace.conv_chain, trace.response)
     if not trace.session_hint:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from typing import Any
+
+from . import memo
 
 LABEL_CHARS = 60
 NO_SYSTEM = "(no system prompt)"
@@ -91,17 +92,7 @@ def system_text(api: str | None, request: Any) -> str:
 
 
 def mask(text: str) -> str:
-    """The text with its volatile parts replaced (memoized: a template's system prompt
-    comes back call after call, and a dozen regex passes over it are not free)."""
-    return _mask(text) if len(text) < 64 else _mask_cached(text)
-
-
-@lru_cache(maxsize=2048)
-def _mask_cached(text: str) -> str:
-    return _mask(text)
-
-
-def _mask(text: str) -> str:
+    """The text with its volatile parts replaced."""
     for pattern, token in _MASKS:
         text = pattern.sub(token, text)
     return _SPACE.sub(" ", text).strip()
@@ -120,11 +111,26 @@ def label_of(system: str, tools: list[str]) -> str:
     return f"{head}  +{len(tools)} tools" if tools else head
 
 
-def route_of(api: str | None, request: Any, tools: list[str]) -> tuple[str, str] | None:
-    """`(fingerprint, label)` of a call's template, or None when the request is unreadable."""
+# (system prompt, tool names) -> (fingerprint, label): a template comes back call after
+# call, and masking and labelling its system prompt are a dozen regex passes over it.
+_ROUTES = memo.LRU(max_weight=8 << 20, max_items=20_000)
+
+
+def route_of(
+    api: str | None, request: Any, tools: list[str], system: str | None = None
+) -> tuple[str, str] | None:
+    """`(fingerprint, label)` of a call's template, or None when the request is unreadable.
+    `system` is the request's `system_text`, when the caller already has it."""
     if not isinstance(request, dict):
         return None
-    system = system_text(api, request)
-    key = mask(system) + "\x00" + "\x00".join(sorted(set(tools)))
-    fingerprint = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).hexdigest()
-    return fingerprint, label_of(system, sorted(set(tools)))
+    if system is None:
+        system = system_text(api, request)
+    names = tuple(sorted(set(tools)))
+    found = _ROUTES.get((system, names))
+    if found is None:
+        key = mask(system) + "\x00" + "\x00".join(names)
+        fingerprint = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).hexdigest()
+        found = fingerprint, label_of(system, list(names))
+        weight = len(system) + sum(map(len, names)) + memo.ENTRY_OVERHEAD
+        _ROUTES.put((system, names), found, weight)
+    return found
