@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import add
 from typing import Any
 
 QUARTER_HOUR = 900
@@ -94,9 +95,24 @@ def _row(t: Any) -> tuple:
 def deltas(traces: Iterable[Any], sign: int = 1) -> dict[Table, list[tuple]]:
     """Per table, the rows to add (sign=1) or subtract (sign=-1), sorted by key so
     concurrent writers upsert in the same order. Accepts Trace objects or dicts."""
-    acc: dict[Table, dict[tuple, list]] = {t: {} for t in TABLES}
+    # First sum the batch per (model, provider, bucket, route), the finest key: a batch
+    # has far fewer of those than traces, and the tables fold from them.
+    groups: dict[tuple, list] = {}
     for trace in traces:
         model, provider, bucket, route, label, ts, values = _row(trace)
+        g = groups.get((model, provider, bucket, route))
+        if g is None:
+            groups[(model, provider, bucket, route)] = [values, label, ts, ts]
+            continue
+        g[0] = tuple(map(add, g[0], values))
+        if ts < g[2]:
+            g[2] = ts
+        elif ts > g[3]:
+            g[3] = ts
+        if label:
+            g[1] = label
+    acc: dict[Table, dict[tuple, list]] = {t: {} for t in TABLES}
+    for (model, provider, bucket, route), (values, label, lo, hi) in groups.items():
         keys = (
             (MODELS, (model, provider)),
             (BUCKETS, (bucket,)),
@@ -105,16 +121,13 @@ def deltas(traces: Iterable[Any], sign: int = 1) -> dict[Table, list[tuple]]:
         for table, key in keys:
             if key is None:  # no template: not in rollup_routes
                 continue
+            picked = [values[i] for i in _PICK[table]]
             entry = acc[table].get(key)
             if entry is None:
-                entry = acc[table][key] = [[0] * len(table.sums), label, ts, ts]
-            sums = entry[0]
-            for j, i in enumerate(_PICK[table]):
-                sums[j] += values[i]
-            if ts < entry[2]:
-                entry[2] = ts
-            if ts > entry[3]:
-                entry[3] = ts
+                acc[table][key] = [picked, label, lo, hi]
+                continue
+            entry[0] = list(map(add, entry[0], picked))
+            entry[2], entry[3] = min(entry[2], lo), max(entry[3], hi)
             if label:
                 entry[1] = label
     out = {}
