@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from addon.analysis import attribution as A
-from addon.analysis import memo, walk_openai
+from addon.analysis import conversation, findings, memo, walk_openai
 from addon.analysis import tokens as T
 from tests.test_attribution import (
     SAMPLES,
@@ -128,6 +128,87 @@ def test_lists_that_grow_fork_and_change_replay_exactly(ops, api):
             saved, msgs = msgs, saved
         key = "messages" if api == "chat" else "input"
         _check(api, {key: copy.deepcopy(msgs)})
+        _check_fingerprints(api, {key: copy.deepcopy(msgs)})
+
+
+def _check_fingerprints(api, req):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(memo, "key_of", lambda value: None)
+        want = conversation.fingerprints(api, req)
+    keys = _attr(api, req).keys
+    assert conversation.fingerprints(api, req) == want
+    assert conversation.fingerprints(api, copy.deepcopy(req), keys) == want  # ids differ
+    assert conversation.fingerprints(api, req, keys) == want
+
+
+# Run fingerprints are stored and matched against later calls': these digests, made
+# before any memo existed, must never change.
+STORED = {
+    "chat": "f1eaca109b3861ad05df3cea",
+    "responses": "19f922cf2ab423e41af6d32d",
+    "messages": "11b8c11b9e04fa638f16a73c",
+    "gemini": "22654e083ec50065111498a6",
+}
+
+
+@pytest.mark.parametrize("api", sorted(STORED))
+def test_fingerprints_are_what_they_were(api):
+    for _ in range(2):  # cold, then warm
+        chain, roles = conversation.fingerprints(api, SAMPLES[api], _attr(api, SAMPLES[api]).keys)
+        assert chain[-1] == STORED[api] and len(chain) == len(roles)
+    _check_fingerprints(api, SAMPLES[api])
+    reply = {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": "hi",
+                    "tool_calls": [
+                        {"id": "x", "function": {"name": "f", "arguments": '{"b": 2, "a": 1}'}}
+                    ],
+                }
+            }
+        ]
+    }
+    chat = conversation.fingerprints("chat", SAMPLES["chat"])[0]
+    assert conversation.reply_fingerprint("chat", chat, reply) == "53780dc244158e503465a6bd"
+
+
+PARAS = ["p" * 210, "q" * 250, "  " + "r" * 205 + " ", "s" * 50]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "cut", "fork"]),
+            st.sampled_from(["user input", "tool results", "tool schemas"]),
+            st.lists(st.sampled_from(PARAS), min_size=1, max_size=3),
+            st.integers(0, 20),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_duplicates_of_growing_block_lists_are_exact(ops):
+    blocks: list[tuple[str, str]] = []
+    saved: list[tuple[str, str]] = []
+    for op, comp, paras, i in ops:
+        if op == "append":
+            blocks = [*blocks, (comp, "\n\n".join(paras))]
+        elif op == "cut":
+            blocks = blocks[: i % (len(blocks) + 1)]
+        else:
+            saved, blocks = blocks, saved
+        want: dict[str, int] = {}
+        for c, text in blocks:
+            if c in findings.DUP_COMPONENTS:
+                for p in text.split("\n\n"):
+                    if len(p.strip()) >= findings.DUP_MIN_CHARS:
+                        want[p.strip()] = want.get(p.strip(), 0) + 1
+        want = {p: n for p, n in want.items() if n > 1}
+        assert findings._duplicates(blocks) == want
+        assert findings._duplicates(copy.deepcopy(blocks)) == want
 
 
 def test_tool_result_is_labelled_by_the_call_before_it():

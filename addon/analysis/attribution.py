@@ -42,8 +42,9 @@ class Attribution:
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (component, text > 200 chars)
     message_hashes: list[str] = field(default_factory=list)  # non-system messages, in order
     estimated_total: int = 0  # the local count before reconciliation
-    # id(message or tool) -> (it, its memo key), for the later steps of the same profile
-    keys: dict[int, tuple[Any, bytes]] = field(default_factory=dict, repr=False)
+    # id(message, message list or tool) -> (it, its memo key or keys), for the later
+    # steps of the same profile
+    keys: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (blocks as [component, text] pairs)."""

@@ -93,7 +93,7 @@ class Builder:
         self.server_side = False
         self.last_home: str | None = None
         self._msg: dict[str, int] | None = None
-        self.keys: dict[int, tuple[Any, bytes]] = {}  # id(unit) -> (unit, memo key)
+        self.keys: dict[int, tuple[Any, Any]] = {}  # id(unit) -> (unit, memo key)
         self.ctx = (enc.name, fam, model)  # what a unit's counts depend on besides itself
         self.log: dict[tuple[str, str | None], int] | None = None  # a recorder's adds
 

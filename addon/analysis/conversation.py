@@ -97,29 +97,23 @@ def _items(api: str | None, request: dict) -> list:
 
 
 class _Msg:
-    """One message's role and hashed text, and the chain steps already taken through
-    it (previous fingerprint -> next): a message re-sent after the same history costs
-    a lookup, not a hash of its text."""
+    """One message as the chain hashes it: its role, and role + text as bytes."""
 
-    __slots__ = ("role", "tail", "after")
+    __slots__ = ("role", "tail")
 
     def __init__(self, role: str, body: str) -> None:
         self.role = role
         self.tail = role.encode() + b"\x00" + body.encode("utf-8", "replace")
-        self.after: dict[bytes, bytes] = {}
 
     def step(self, h: bytes) -> bytes:
-        nxt = self.after.get(h)
-        if nxt is None:
-            nxt = hashlib.blake2b(h + self.tail, digest_size=12).digest()
-            if len(self.after) >= 8:  # forks and edits: keep the map small
-                self.after.clear()
-            self.after[h] = nxt
-        return nxt
+        return hashlib.blake2b(h + self.tail, digest_size=12).digest()
 
 
 _SKIP = _Msg("", "")  # a system message: not part of the conversation
 _msgs = memo.LRU(max_weight=16 << 20, max_items=200_000)  # message key -> _Msg
+# the keys of a list of items -> (fingerprints, roles, last digest): a call that extends
+# an earlier call's list hashes only its new messages
+_lists = memo.Lists(max_weight=8 << 20, max_items=20_000)
 
 
 def _msg(m: dict) -> _Msg:
@@ -136,41 +130,54 @@ def _msg(m: dict) -> _Msg:
     return _Msg("assistant" if role in _ASSISTANT else str(role), body.strip())
 
 
-def _messages(api: str | None, request: dict, keys: dict | None = None) -> list[_Msg]:
-    """The conversation's messages, each read once per content (`keys`: the memo keys
-    attribution already made, by id of the message)."""
-    out = []
-    for m in _items(api, request):
-        if not isinstance(m, dict):
-            continue
-        known = keys.get(id(m)) if keys else None
-        key = known[1] if known is not None and known[0] is m else memo.key_of(m)
-        msg = _msgs.get(key) if key is not None else None
-        if msg is None:
-            msg = _msg(m)
-            if key is not None:
-                _msgs.put(key, msg, len(key) + len(msg.tail) + memo.ENTRY_OVERHEAD)
-        if msg is not _SKIP:
-            out.append(msg)
-    return out
-
-
-def _chain(msgs: list[_Msg], h: bytes = b"") -> list[str]:
-    out = []
-    for msg in msgs:
-        h = msg.step(h)
-        out.append(h.hex())
-    return out
+def _message(m: dict, key: bytes | None) -> _Msg:
+    """`_msg`, read once per content."""
+    msg = _msgs.get(key) if key is not None else None
+    if msg is None:
+        msg = _msg(m)
+        if key is not None:
+            _msgs.put(key, msg, len(key) + len(msg.tail) + memo.ENTRY_OVERHEAD)
+    return msg
 
 
 def fingerprints(
     api: str | None, request: Any, keys: dict | None = None
 ) -> tuple[list[str], list[str]]:
-    """`(prefix fingerprints, roles)`: fingerprint j covers messages 1..j."""
+    """`(prefix fingerprints, roles)`: fingerprint j covers messages 1..j. `keys` are the
+    memo keys attribution already made for the same request's messages (and message
+    list), by id."""
     if not isinstance(request, dict):
         return [], []
-    msgs = _messages(api, request, keys)
-    return _chain(msgs), [msg.role for msg in msgs]
+    items = _items(api, request)
+    known = keys.get(id(items)) if keys else None
+    if known is not None and known[0] is items:  # attribution keyed this very list
+        ks = list(known[1])
+    else:
+        ks = []
+        for m in items:
+            known = keys.get(id(m)) if keys else None
+            ks.append(known[1] if known is not None and known[0] is m else memo.key_of(m))
+    exact = None not in ks
+    n, kept, done = _lists.longest(None, ks) if exact else (0, (), None)
+    chain, roles, h = (list(done[0]), list(done[1]), done[2]) if done else ([], [], b"")
+    marks = _lists.short_of_end(n, len(ks)) if exact else range(0)
+    for i in range(n, len(ks)):
+        if i in marks:
+            _keep(kept, ks, n, i, chain, roles, h)
+        m = items[i]
+        msg = _message(m, ks[i]) if isinstance(m, dict) else _SKIP
+        if msg is not _SKIP:
+            h = msg.step(h)
+            chain.append(h.hex())
+            roles.append(msg.role)
+    if exact and n < len(ks):
+        _keep(kept, ks, n, len(ks), chain, roles, h)
+    return chain, roles
+
+
+def _keep(kept: tuple, ks: list, start: int, end: int, chain: list, roles: list, h: bytes):
+    weight = 16 * len(chain) + 80 * (end - start) + memo.ENTRY_OVERHEAD
+    _lists.keep(None, kept + tuple(ks[start:end]), (tuple(chain), tuple(roles), h), weight)
 
 
 def _reply_items(api: str | None, response: Any) -> list[dict]:
@@ -196,6 +203,10 @@ def reply_fingerprint(api: str | None, chain: list[str], response: Any) -> str |
     items = _reply_items(api, response)
     if not items:
         return None
-    key = {"gemini": "contents", "responses": "input"}.get(api or "", "messages")
-    extended = _chain(_messages(api, {key: items}), bytes.fromhex(chain[-1]) if chain else b"")
-    return extended[-1] if extended else None
+    h, last = bytes.fromhex(chain[-1]) if chain else b"", None
+    for m in items:
+        msg = _message(m, memo.key_of(m))
+        if msg is not _SKIP:
+            h = msg.step(h)
+            last = h.hex()
+    return last

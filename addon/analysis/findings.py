@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,23 +88,36 @@ DUP_COMPONENTS = {
 }
 
 
-# block text -> its long paragraphs. A replayed message hands back the very string
-# objects it was first seen with, so the lookup hashes nothing and the paragraphs
-# counted are the same objects, their hashes cached: old history costs no splitting.
+# block text -> its long paragraphs; and a list of blocks -> (paragraph counts, the
+# paragraphs seen twice or more). Replayed history hands back the very block objects
+# it was first seen with, so a call extending an earlier one's blocks finds that
+# list's counts and splits only its new blocks.
 _PARAS = memo.LRU(max_weight=16 << 20, max_items=100_000)
+_DUPS = memo.Lists(max_weight=16 << 20, max_items=20_000)
 
 
-def _paragraphs(blocks: list[tuple[str, str]]) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    for component, text in blocks:
-        if component not in DUP_COMPONENTS:
-            continue
-        paras = _PARAS.get(text)
-        if paras is None:
-            paras = tuple(p for p in map(str.strip, text.split("\n\n")) if len(p) >= DUP_MIN_CHARS)
-            _PARAS.put(text, paras, len(text) + memo.ENTRY_OVERHEAD)
-        seen.update(paras)
-    return seen
+def _paragraphs(text: str) -> tuple[str, ...]:
+    paras = _PARAS.get(text)
+    if paras is None:
+        paras = tuple(p for p in map(str.strip, text.split("\n\n")) if len(p) >= DUP_MIN_CHARS)
+        _PARAS.put(text, paras, len(text) + memo.ENTRY_OVERHEAD)
+    return paras
+
+
+def _duplicates(blocks: list[tuple[str, str]]) -> dict[str, int]:
+    """Paragraphs sent more than once in these blocks, and how many times."""
+    n, kept, found = _DUPS.longest(None, blocks)
+    seen, dups = (dict(found[0]), dict(found[1])) if found else ({}, {})
+    for component, text in blocks[n:]:
+        if component in DUP_COMPONENTS:
+            for para in _paragraphs(text):
+                times = seen[para] = seen.get(para, 0) + 1
+                if times > 1:
+                    dups[para] = times
+    if n < len(blocks):
+        weight = 64 * len(seen) + memo.ENTRY_OVERHEAD
+        _DUPS.keep(None, kept + tuple(blocks[n:]), (seen, dups), weight)
+    return dups
 
 
 def _children(detail: dict, component: str) -> dict[str, int]:
@@ -208,7 +221,7 @@ def analyze(trace: Trace, attr, price: pricing.Price | None, system: str) -> Fin
     reserved = out.cache_usd + sum(t["residual_usd"] for t in out.tool_usage)
 
     # 3. duplicated content
-    dups = {p: n for p, n in _paragraphs(attr.blocks if attr else []).items() if n > 1}
+    dups = _duplicates(attr.blocks) if attr else {}
     if dups:
         enc = encoding_for(trace.provider, trace.model)
         scale = prompt / attr.estimated_total if attr and attr.estimated_total and prompt else 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import marshal
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 ENTRY_OVERHEAD = 256  # bytes an entry costs beyond its strings (tuples, dict slots)
@@ -84,6 +85,44 @@ class LRU:
         with self.lock:
             self.data.clear()
             self.weight = self.hits = self.misses = 0
+
+
+class Lists(LRU):
+    """Values computed over a whole list of items (by their keys), found again for the
+    longest prefix of a new list: an agent's call t carries call t-1's list plus a few
+    items, so only those few are new work.
+
+    Entries are indexed by (context, length, last key) and checked against every key.
+    A list extending a stored one should be kept with the stored keys plus its own
+    (`longest` returns them): the objects are shared, so a run of n calls does not
+    hold n copies of its history's keys.
+
+    Lists are also kept up to TAIL items short of their end (`short_of_end`):
+    Anthropic clients move their cache_control markers (on the last user turn or
+    two) every call, so the messages that lose one change key, and the next call's
+    list extends a shorter one."""
+
+    TAIL = 3
+
+    def short_of_end(self, start: int, end: int) -> range:
+        """Where, besides `end`, to keep a list whose items from `start` on are new."""
+        return range(max(start + 1, end - self.TAIL), end)
+
+    def longest(
+        self, ctx: Any, keys: list, accept: Callable[[Any], bool] | None = None
+    ) -> tuple[int, tuple, Any]:
+        """`(n, stored keys, value)` for the longest stored `keys[:n]`, or `(0, (), None)`."""
+        for n in range(len(keys), 0, -1):
+            found = self.get((ctx, n, keys[n - 1]))
+            if found is not None and list(found[0]) == keys[:n]:
+                if accept is None or accept(found[1]):
+                    return n, found[0], found[1]
+        return 0, (), None
+
+    def keep(self, ctx: Any, keys: tuple, value: Any, weight: int) -> None:
+        """Store `value` for the list `keys`; `weight` is what the value keeps alive."""
+        if keys:
+            self.put((ctx, len(keys), keys[-1]), (keys, value), weight + 8 * len(keys))
 
 
 def clear_all() -> None:

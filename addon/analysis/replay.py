@@ -47,15 +47,14 @@ class Unit:
     approx: bool
     server_side: bool
     home: str | None
-    keys: tuple[bytes, ...] = ()  # a list's: its units' keys
 
 
 # message key -> {(walk, args, context): Unit}. Weighed by the key and the block
 # texts it keeps alive, about twice the text of the histories in flight.
 _units = memo.LRU(max_weight=48 << 20, max_items=200_000)
-# (walk, args, context, length, last key) -> Unit of a message list. Weighed by its
-# tuples (the keys themselves are shared with the list it extended).
-_lists = memo.LRU(max_weight=16 << 20, max_items=20_000)
+# (walk, args, context) and a message list's keys -> its Unit. Weighed by its tuples
+# and its new keys (the others are shared with the list it extended).
+_lists = memo.Lists(max_weight=16 << 20, max_items=20_000)
 
 
 class Names(dict):
@@ -113,33 +112,35 @@ def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
         for v in values:
             unit(b, walk, v, args)
         return
+    b.keys[id(values)] = (values, keys)  # the list's too: conversation.py walks it next
     for v, k in zip(values, keys, strict=True):
         b.keys[id(v)] = (v, k)
     ctx = (walk, args, b.ctx)
-    start, prefix = len(keys), None
-    while start and prefix is None:  # the longest list seen before, newest first
-        found = _lists.get((ctx, start, keys[start - 1]))
-        if found is not None and list(found.keys) == keys[:start] and _valid(b, found):
-            prefix = found
-        else:
-            start -= 1
+    start, kept, prefix = _lists.longest(ctx, keys, lambda u: _valid(b, u))
     rec = b.recorder()
     if prefix is not None:
         apply(rec, prefix)
         rec.names.reads.update(prefix.reads)
+    n, marks = len(keys), _lists.short_of_end(start, len(keys))
     try:
-        for v, k in zip(values[start:], keys[start:], strict=True):
-            _unit(rec, walk, v, args, k)
+        for i in range(start, n):
+            if i in marks:
+                _keep(ctx, kept, keys, start, i, finish(rec))
+            _unit(rec, walk, values[i], args, keys[i])
     except BaseException:
         apply(b, finish(rec))
         raise
-    kept = (prefix.keys if prefix is not None else ()) + tuple(keys[start:])
-    done = finish(rec, kept)
-    if start < len(keys):
-        weight = 8 * (len(kept) + len(done.blocks) + len(done.hashes) + 2 * len(done.names))
-        weight += sum(map(len, keys[start:])) + memo.ENTRY_OVERHEAD
-        _lists.put((ctx, len(keys), keys[-1]), done, weight)
+    done = finish(rec)
+    if start < n:
+        _keep(ctx, kept, keys, start, n, done)
     apply(b, done)
+
+
+def _keep(ctx: tuple, kept: tuple, keys: list, start: int, end: int, done: Unit) -> None:
+    """Keep `done` for keys[:end], of which keys[:start] are `kept` (stored objects)."""
+    weight = 8 * (len(done.blocks) + len(done.hashes) + 2 * len(done.names))
+    weight += sum(map(len, keys[start:end])) + memo.ENTRY_OVERHEAD
+    _lists.keep(ctx, kept + tuple(keys[start:end]), done, weight)
 
 
 def _valid(b: Builder, u: Unit) -> bool:
@@ -147,7 +148,7 @@ def _valid(b: Builder, u: Unit) -> bool:
     return all(names.get(k) == v for k, v in u.reads)
 
 
-def finish(rec: Builder, keys: tuple[bytes, ...] = ()) -> Unit:
+def finish(rec: Builder) -> Unit:
     assert isinstance(rec.names, Names) and rec.log is not None
     return Unit(
         adds=tuple((comp, child, n) for (comp, child), n in rec.log.items()),
@@ -159,7 +160,6 @@ def finish(rec: Builder, keys: tuple[bytes, ...] = ()) -> Unit:
         approx=rec.approx,
         server_side=rec.server_side,
         home=rec.last_home,
-        keys=keys,
     )
 
 
