@@ -103,7 +103,8 @@ class Builder:
         replay.unit(self, walk, value, args)
 
     def units(self, walk: Callable[..., None], values: list, *args: Any) -> None:
-        """`unit` for each of `values` in order: a request's messages."""
+        """`unit` for each of `values` in order (a request's messages or tools), the
+        longest list of them seen before replayed in one step."""
         replay.units(self, walk, values, args)
 
     def recorder(self) -> Builder:

@@ -117,6 +117,8 @@ def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
         b.keys[id(v)] = (v, k)
     ctx = (walk, args, b.ctx)
     start, kept, prefix = _lists.longest(ctx, keys, lambda u: _valid(b, u))
+    if start == len(keys):  # the same list again (a template's tools, a retry)
+        return apply(b, prefix)
     rec = b.recorder()
     if prefix is not None:
         apply(rec, prefix)

@@ -105,8 +105,7 @@ def _call(b: Builder, call_id: Any, name: Any, args: Any) -> None:
 
 def chat(b: Builder, req: dict) -> None:
     """OpenAI Chat Completions (and compatibles): `messages`, `tools`, legacy `functions`."""
-    for t in _list(req.get("tools")) + _list(req.get("functions")):
-        b.unit(_chat_tool, t)
+    b.units(_chat_tool, _list(req.get("tools")) + _list(req.get("functions")))
     fmt = _d(req.get("response_format"))
     if fmt.get("type") == "json_schema":  # OpenAI renders the schema into the prompt
         b.json(SYSTEM, fmt.get("json_schema"))
@@ -171,12 +170,10 @@ def responses(b: Builder, req: dict) -> None:
         b.server_side = True  # history or a stored prompt lives on OpenAI's side
     instructions = req.get("instructions")
     if isinstance(instructions, list):
-        for item in instructions:
-            b.unit(_item, item, True)
+        b.units(_item, instructions, True)
     else:
         b.text(SYSTEM, instructions)
-    for t in _list(req.get("tools")):
-        b.unit(_responses_tool, t)
+    b.units(_responses_tool, _list(req.get("tools")))
     fmt = _d(_d(req.get("text")).get("format"))
     if fmt.get("type") == "json_schema":
         b.json(SYSTEM, fmt.get("schema"))

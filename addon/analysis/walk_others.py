@@ -106,8 +106,7 @@ def messages(b: Builder, req: dict) -> None:
     """Anthropic Messages: top-level `system`, `messages` of blocks, `tools`."""
     _blocks(b, SYSTEM, req.get("system"))
     tools = [t for t in _list(req.get("tools")) if isinstance(t, dict)]
-    for t in tools:
-        b.unit(_anthropic_tool, t)
+    b.units(_anthropic_tool, tools)
     if tools:
         choice = _d(req.get("tool_choice")).get("type")
         b.add(TOOLS, TOOL_PROMPT.get(choice, 346) if isinstance(choice, str) else 346)
@@ -182,8 +181,7 @@ def gemini(b: Builder, req: dict) -> None:
         b.server_side = True
     system = _g(req, "systemInstruction")
     _parts(b, SYSTEM, _d(system).get("parts") if isinstance(system, dict) else system)
-    for t in _list(req.get("tools")):
-        b.unit(_gemini_tool, t)
+    b.units(_gemini_tool, _list(req.get("tools")))
     config = _d(_g(req, "generationConfig"))
     b.json(SYSTEM, _g(config, "responseSchema") or _g(config, "responseJsonSchema"))
     contents = _g(req, "contents")
