@@ -62,9 +62,7 @@ _EARLIER_BY = """SELECT conv_fp, reply_fp, session_id, ts, route, outcome FROM (
            row_number() OVER (PARTITION BY {col} ORDER BY ts DESC) AS rn
     FROM traces WHERE {col} = ANY($1::text[])) AS c WHERE rn <= 8"""
 EARLIER = _EARLIER_BY.format(col="conv_fp") + "\nUNION ALL\n" + _EARLIER_BY.format(col="reply_fp")
-ON_UID = "ON CONFLICT (uid) DO NOTHING RETURNING uid, id"  # a concurrent replay
-INSERT = bulk_insert("traces", rows.INSERT_COLUMNS, ON_UID)
-INSERT_BODY = bulk_insert("trace_bodies", ("trace_id", "packed"))
+NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('traces', 'id')) FROM generate_series(1, $1)"
 # The same rollup semantics as the SQLite backend's _UPSERT_RUN.
 UPSERT_RUNS = bulk_insert("runs", RUN_NAMES, """
 ON CONFLICT (session_id) DO UPDATE SET
