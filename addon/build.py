@@ -38,10 +38,20 @@ def build_one(ex: Exchange) -> Built:
         except Exception:  # noqa: BLE001 - an analysis bug must not lose the call
             analysis_failure = traceback.format_exc()
         try:
-            prepare(trace)  # JSON encoding here too, not on the proxy's event loop
+            prepare(trace, _raw_json(ex))  # JSON encoding here too, not on the proxy's loop
         except Exception:  # noqa: BLE001 - the store encodes again if this failed
             trace.encoded = None
     return trace, problems, None, analysis_failure
+
+
+def _raw_json(ex: Exchange) -> bytes | None:
+    """The request body as stored bytes when it is plain UTF-8 JSON as sent (not
+    compressed, no byte-order mark, not UTF-16/32: json.loads accepts those too)."""
+    body = ex.request_body
+    if not body or (ex.request_encoding or "identity").lower() != "identity":
+        return None
+    head = body[:64].lstrip()
+    return body if head[:1] in (b"{", b"[") and b"\x00" not in body[:8] else None
 
 
 def build_batch(batch: list[Exchange]) -> list[Built]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -289,3 +290,41 @@ async def test_a_worker_that_cannot_write_hands_the_batch_back(tmp_path, caplog)
             f"uid-{i:04d}" for i in range(n)
         ]
         assert [c["turn"] for c in (await s.session("r"))["calls"]] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize(
+    "body, encoding, stored_as_sent",
+    [
+        ('{\n  "model": "gpt-4o",\n  "messages": [{"role": "user", "content": "héllo ✓"}]\n}',
+         None, True),  # pretty, non-ASCII UTF-8: kept byte for byte
+        ('  {"model":"gpt-4o","messages":[],"n":NaN}', "identity", True),
+        ('{ "model" : "gpt-4o", "messages" : [] }', "gzip", False),  # compressed: serialised
+        ('\ufeff{ "model" : "gpt-4o", "messages" : [] }', None, False),  # BOM
+        ('{ "model" : "gpt-4o", "messages" : [] }', "utf-16", False),  # not UTF-8
+    ],
+)  # fmt: skip
+def test_packed_bodies_round_trip_the_request(body, encoding, stored_as_sent):
+    """The worker stores a plain JSON request as it was sent (no second json.dumps);
+    any other request is serialised from what was parsed. Either way, unpacking gives
+    back exactly the parsed request."""
+    import gzip
+
+    import zstandard
+
+    from addon.build import build_one
+    from storage.rows import unpack_bodies
+
+    ex = exchange(1)
+    raw = body.encode("utf-16" if encoding == "utf-16" else "utf-8")
+    ex.request_body, ex.request_encoding = raw, None if encoding == "utf-16" else encoding
+    if encoding == "gzip":
+        ex.request_body = gzip.compress(raw)
+    trace, problems, parse_failure, _ = build_one(ex)
+    assert trace is not None and parse_failure is None
+    packed = trace.encoded[2]
+    request = unpack_bodies(packed)[0]
+    expected = json.loads(raw)
+    assert json.dumps(request) == json.dumps(expected)  # NaN != NaN: compare the text
+    assert json.dumps(trace.request) == json.dumps(expected)
+    text = zstandard.ZstdDecompressor().decompress(packed)
+    assert (raw in text) is stored_as_sent
