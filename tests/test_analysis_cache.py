@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from addon.analysis import attribution as A
-from addon.analysis import conversation, findings, memo, walk_openai
+from addon.analysis import conversation, findings, memo, replay, walk_openai
 from addon.analysis import tokens as T
 from tests.test_attribution import (
     SAMPLES,
@@ -263,6 +263,18 @@ def test_warm_history_is_not_walked_again(monkeypatch):
     new = {"role": "user", "content": words(5)}
     _attr("chat", copy.deepcopy({"messages": [*msgs, new]}))
     assert len(walked) == 1
+
+
+def test_lists_hold_the_unit_memo_keys_not_copies():
+    """A run of n calls must not keep n copies of its history's keys."""
+    T.clear_cache()
+    msgs = [{"role": "user", "content": words(30)}]
+    for i in range(4):
+        msgs += _turn(i, "read")
+        _attr("chat", copy.deepcopy({"messages": msgs}))
+    assert replay._lists.data
+    for keys, _ in (entry for entry, _ in replay._lists.data.values()):
+        assert all(replay._units.data[k][0][0] is k for k in keys)
 
 
 def test_lru_is_bounded_by_weight_and_entries():

@@ -92,8 +92,8 @@ DUP_COMPONENTS = {
 # paragraphs seen twice or more). Replayed history hands back the very block objects
 # it was first seen with, so a call extending an earlier one's blocks finds that
 # list's counts and splits only its new blocks.
-_PARAS = memo.LRU(max_weight=16 << 20, max_items=100_000)
-_DUPS = memo.Lists(max_weight=16 << 20, max_items=20_000)
+_PARAS = memo.LRU(max_weight=8 << 20, max_items=100_000)
+_DUPS = memo.Lists(max_weight=8 << 20, max_items=20_000)
 
 
 def _paragraphs(text: str) -> tuple[str, ...]:
@@ -117,7 +117,7 @@ def _duplicates(blocks: list[tuple[str, str]]) -> dict[str, int]:
     if n < len(blocks):
         weight = 64 * len(seen) + memo.ENTRY_OVERHEAD
         _DUPS.keep(None, kept + tuple(blocks[n:]), (seen, dups), weight)
-    return dups
+    return dict(dups)  # the stored one stays as it is
 
 
 def _children(detail: dict, component: str) -> dict[str, int]:
@@ -127,7 +127,7 @@ def _children(detail: dict, component: str) -> dict[str, int]:
     return {}
 
 
-_PREFIXES = memo.LRU(max_weight=8 << 20, max_items=20_000)  # exact inputs -> key
+_PREFIXES = memo.LRU(max_weight=4 << 20, max_items=20_000)  # exact inputs -> key
 
 
 def _prefix_key(request: dict, api: str | None, system: str) -> str:

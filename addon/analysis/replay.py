@@ -49,11 +49,11 @@ class Unit:
     home: str | None
 
 
-# message key -> {(walk, args, context): Unit}. Weighed by the key and the block
-# texts it keeps alive, about twice the text of the histories in flight.
-_units = memo.LRU(max_weight=48 << 20, max_items=200_000)
-# (walk, args, context) and a message list's keys -> its Unit. Weighed by its tuples
-# and its new keys (the others are shared with the list it extended).
+# message key -> (the key, {(walk, args, context): Unit}). Weighed by the key and the
+# block texts it keeps alive, about twice the text of the histories in flight.
+_units = memo.LRU(max_weight=32 << 20, max_items=200_000)
+# (walk, args, context) and a message list's keys -> its Unit. Weighed by its tuples:
+# the keys are `_units`' own objects.
 _lists = memo.Lists(max_weight=16 << 20, max_items=20_000)
 
 
@@ -81,19 +81,25 @@ def unit(b: Builder, walk: Walk, value: Any, args: tuple) -> None:
     _unit(b, walk, value, args, key)
 
 
-def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> None:
+def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> bytes:
+    """Replay or walk one unit; return the memo's own copy of its key, which the lists
+    that contain it share rather than holding one more copy each."""
     ctx = (walk, args, b.ctx)
-    units = _units.get(key)
-    done = units.get(ctx) if units is not None else None
-    if done is None or not _valid(b, done):
-        rec = _walk(b, walk, value, args)
-        done = finish(rec)
-        units = dict(units) if units is not None and len(units) < 4 else {}
-        units[ctx] = done
-        weight = len(key) + memo.ENTRY_OVERHEAD
-        weight += sum(len(t) for u in units.values() for _, t in u.blocks)
-        _units.put(key, units, weight)
+    entry = _units.get(key)
+    done = entry[1].get(ctx) if entry is not None else None
+    if done is not None and _valid(b, done):
+        apply(b, done)
+        return entry[0]
+    rec = _walk(b, walk, value, args)
+    done = finish(rec)
+    if entry is not None:
+        key = entry[0]
+    units = {**(entry[1] if entry is not None and len(entry[1]) < 4 else {}), ctx: done}
+    weight = len(key) + memo.ENTRY_OVERHEAD
+    weight += sum(len(t) for u in units.values() for _, t in u.blocks)
+    _units.put(key, (key, units), weight)
     apply(b, done)
+    return key
 
 
 def _walk(b: Builder, walk: Walk, value: Any, args: tuple) -> Builder:
@@ -112,37 +118,36 @@ def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
         for v in values:
             unit(b, walk, v, args)
         return
-    b.keys[id(values)] = (values, keys)  # the list's too: conversation.py walks it next
     for v, k in zip(values, keys, strict=True):
         b.keys[id(v)] = (v, k)
     ctx = (walk, args, b.ctx)
     start, kept, prefix = _lists.longest(ctx, keys, lambda u: _valid(b, u))
     if start == len(keys):  # the same list again (a template's tools, a retry)
+        b.keys[id(values)] = (values, kept)  # the list's keys: conversation.py reads it next
         return apply(b, prefix)
     rec = b.recorder()
     if prefix is not None:
         apply(rec, prefix)
         rec.names.reads.update(prefix.reads)
-    n, marks = len(keys), _lists.short_of_end(start, len(keys))
+    marks, canon = _lists.short_of_end(start, len(keys)), list(kept)
     try:
-        for i in range(start, n):
+        for i in range(start, len(keys)):
             if i in marks:
-                _keep(ctx, kept, keys, start, i, finish(rec))
-            _unit(rec, walk, values[i], args, keys[i])
+                _keep(ctx, tuple(canon), finish(rec))
+            canon.append(_unit(rec, walk, values[i], args, keys[i]))
     except BaseException:
         apply(b, finish(rec))
         raise
     done = finish(rec)
-    if start < n:
-        _keep(ctx, kept, keys, start, n, done)
+    _keep(ctx, tuple(canon), done)
+    b.keys[id(values)] = (values, canon)
     apply(b, done)
 
 
-def _keep(ctx: tuple, kept: tuple, keys: list, start: int, end: int, done: Unit) -> None:
-    """Keep `done` for keys[:end], of which keys[:start] are `kept` (stored objects)."""
+def _keep(ctx: tuple, keys: tuple, done: Unit) -> None:
+    """Keep `done` for the list `keys` (the memo's copies, shared with `_units`)."""
     weight = 8 * (len(done.blocks) + len(done.hashes) + 2 * len(done.names))
-    weight += sum(map(len, keys[start:end])) + memo.ENTRY_OVERHEAD
-    _lists.keep(ctx, kept + tuple(keys[start:end]), done, weight)
+    _lists.keep(ctx, keys, done, weight + memo.ENTRY_OVERHEAD)
 
 
 def _valid(b: Builder, u: Unit) -> bool:

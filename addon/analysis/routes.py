@@ -113,7 +113,7 @@ def label_of(system: str, tools: list[str]) -> str:
 
 # (system prompt, tool names) -> (fingerprint, label): a template comes back call after
 # call, and masking and labelling its system prompt are a dozen regex passes over it.
-_ROUTES = memo.LRU(max_weight=8 << 20, max_items=20_000)
+_ROUTES = memo.LRU(max_weight=4 << 20, max_items=20_000)
 
 
 def route_of(
