@@ -13,10 +13,15 @@ warm (the same request analysed again). Target: attribution of a 100k-token requ
 <= 40 ms.
 
 Part 2, a 200-turn agent run: call t carries the whole history of calls 1..t-1 plus
-one new turn (~500 tokens), analysed in order with the token cache carried from call
-to call as in the writer (warm), and, at sampled turns, again from an empty cache
-(cold). If the cost follows the new messages, warm time stays flat-ish while the
-history grows to ~100k tokens; cold time grows with it.
+one new turn (~500 tokens), parsed from its JSON body as the writer does (the parse
+timed apart) and analysed in order with the caches carried from call to call (warm),
+and, at sampled turns, again from empty caches (cold). If the cost follows the new
+messages, warm analysis grows no faster than the JSON parse while the history grows
+to ~100k tokens; cold time grows with it.
+
+Part 3, the writer's realistic trace (bench_writes.realistic_exchange: a ~1.3k-token
+chat request, a system prompt and 4 tools shared by every call of a 20-call run, half
+answered as SSE): extraction (addon.extract.build_trace) and analysis per call, warm.
 
     .venv/bin/python bench/bench_analysis.py            # ~10 seconds
     .venv/bin/python bench/bench_analysis.py --quick    # ~2 seconds
@@ -373,13 +378,22 @@ def agent_run(shape: str, turns: int, cold_every: int) -> dict:
     warm: list[dict] = []
     for t in range(1, turns + 1):
         new = conv.add_turn()
-        req = conv.request(shape)
+        body = json.dumps(conv.request(shape)).encode()
+        t0 = time.perf_counter()
+        req = json.loads(body)  # fresh objects, as the writer gets them
+        parse_ms = (time.perf_counter() - t0) * 1000
         trace = make_trace(shape, req, conv.tokens)
         t0 = time.perf_counter()
         profile(trace)
         ms = (time.perf_counter() - t0) * 1000
         warm.append(
-            {"turn": t, "history_tokens": conv.tokens - new, "new_tokens": new, "warm_ms": ms}
+            {
+                "turn": t,
+                "history_tokens": conv.tokens - new,
+                "new_tokens": new,
+                "warm_ms": ms,
+                "parse_ms": parse_ms,
+            }
         )
     # Cold samples, replayed afterwards so they never disturb the warm sequence.
     cold: dict[int, float] = {}
@@ -396,6 +410,37 @@ def agent_run(shape: str, turns: int, cold_every: int) -> dict:
     for row in warm:
         row["cold_ms"] = cold.get(row["turn"])
     return {"shape": shape, "turns": warm, "final_tokens": conv.tokens}
+
+
+def writer_trace(calls: int) -> dict:
+    """Per-call extraction and analysis of the writer's realistic trace, warm (the
+    first run of calls fills the caches, as the writer's first minute would)."""
+    from addon.analysis.profile import profile
+    from addon.extract import build_trace
+    from bench.bench_writes import realistic_exchange
+
+    exchanges = [realistic_exchange(i) for i in range(calls + 20)]
+    for ex in exchanges[:20]:
+        trace, _ = build_trace(ex)
+        profile(trace)
+    parse, extract, analysis = [], [], []
+    for ex in exchanges[20:]:
+        t0 = time.perf_counter()
+        json.loads(ex.request_body)
+        t1 = time.perf_counter()
+        trace, _ = build_trace(ex)
+        t2 = time.perf_counter()
+        profile(trace)
+        t3 = time.perf_counter()
+        parse.append((t1 - t0) * 1e6)
+        extract.append((t2 - t1) * 1e6)
+        analysis.append((t3 - t2) * 1e6)
+    return {
+        "calls": calls,
+        "request_parse_us": median(parse),
+        "extract_us": median(extract),
+        "profile_us": median(analysis),
+    }
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -447,9 +492,10 @@ def profile_warm_turn(shape: str, turns: int, top: int = 12) -> list[dict]:
     for _ in range(turns - 1):
         conv.add_turn()
     tokens.clear_cache()
-    profile(make_trace(shape, conv.request(shape), conv.tokens))  # calls 1..t-1, in one go
+    parsed = json.loads(json.dumps(conv.request(shape)))  # fresh objects, as in the writer
+    profile(make_trace(shape, parsed, conv.tokens))  # calls 1..t-1, in one go
     conv.add_turn()
-    trace = make_trace(shape, conv.request(shape), conv.tokens)
+    trace = make_trace(shape, json.loads(json.dumps(conv.request(shape))), conv.tokens)
     prof = cProfile.Profile()
     prof.enable()
     profile(trace)
@@ -477,13 +523,18 @@ def main() -> int:
 
     with temp_home():
         from addon.analysis import tokens
+        from addon.analysis.profile import profile
 
-        for shape in SHAPES:  # load both encodings before any clock runs
+        for shape in SHAPES:  # load encodings and prices before any clock runs
             tokens.encoding_for(*SHAPES[shape][:2])
+            profile(make_trace(shape, Conversation(1, 50, 1, 100).request(shape), 1000))
+        tokens.clear_cache()
         print("analysis by request size (median ms) ...", flush=True)
         size_rows = measure_sizes(sizes, reps, args.max_seconds_per_case)
         print(f"a {args.turns}-turn agent run per shape ...", flush=True)
         runs = [agent_run(shape, args.turns, args.cold_every) for shape in SHAPES]
+        print("the writer's realistic trace ...", flush=True)
+        writer = writer_trace(100 if args.quick else 400)
         hot = None
         over = [
             r
@@ -543,16 +594,24 @@ def main() -> int:
         rows = run["turns"]
         sampled = [r for r in rows if r["cold_ms"] is not None]
         table = [
-            [r["turn"], r["history_tokens"], r["new_tokens"], r["warm_ms"], r["cold_ms"]]
+            [
+                r["turn"],
+                r["history_tokens"],
+                r["new_tokens"],
+                r["parse_ms"],
+                r["warm_ms"],
+                r["cold_ms"],
+            ]
             for r in sampled
         ]
         print_table(
             f"{run['shape']}: {len(rows)}-turn agent run, analysis (profile) per call, ms",
-            ["turn", "history tok", "new tok", "warm", "cold"],
+            ["turn", "history tok", "new tok", "JSON parse", "warm", "cold"],
             table,
         )
-        hist = [r["history_tokens"] / 1000 for r in rows]
-        warm_ms = [r["warm_ms"] for r in rows]
+        # Slopes from turn 2: the run's first call has nothing cached to reuse.
+        hist = [r["history_tokens"] / 1000 for r in rows[1:]]
+        warm_ms = [r["warm_ms"] for r in rows[1:]]
         first = median(warm_ms[: max(len(rows) // 10, 1)])
         last = median(warm_ms[-max(len(rows) // 10, 1) :])
         s = {
@@ -562,6 +621,7 @@ def main() -> int:
             "warm_ms_first_10pct": first,
             "warm_ms_last_10pct": last,
             "warm_slope_ms_per_1k_history": slope(hist, warm_ms),
+            "parse_slope_ms_per_1k_history": slope(hist, [r["parse_ms"] for r in rows[1:]]),
             "cold_slope_ms_per_1k_history": slope(
                 [r["history_tokens"] / 1000 for r in sampled], [r["cold_ms"] for r in sampled]
             ),
@@ -577,6 +637,7 @@ def main() -> int:
             "warm first 10%",
             "warm last 10%",
             "warm slope",
+            "parse slope",
             "cold slope",
             "cold last",
         ],
@@ -588,11 +649,17 @@ def main() -> int:
                 s["warm_ms_first_10pct"],
                 s["warm_ms_last_10pct"],
                 s["warm_slope_ms_per_1k_history"],
+                s["parse_slope_ms_per_1k_history"],
                 s["cold_slope_ms_per_1k_history"],
                 s["cold_ms_last"],
             ]
             for s in run_summary
         ],
+    )
+    print_table(
+        "The writer's realistic trace, per call, warm (us, median)",
+        ["calls", "request JSON parse", "extract (build_trace)", "analysis (profile)"],
+        [[writer["calls"], writer["request_parse_us"], writer["extract_us"], writer["profile_us"]]],
     )
     if hot:
         for shape, top in hot.items():
@@ -619,6 +686,7 @@ def main() -> int:
         "agent_summary": run_summary,
         "cold_profile_100k": hot,
         "warm_profile_last_turn": warm_top,
+        "writer_trace": writer,
     }
     name = "analysis-quick" if args.quick else "analysis"  # a smoke run keeps the figures
     write_results(name, facts, settings, results, time.monotonic() - t_start)
