@@ -120,6 +120,20 @@ def _duplicates(blocks: list[tuple[str, str]]) -> dict[str, int]:
     return dict(dups)  # the stored one stays as it is
 
 
+# (encoding, paragraph) -> tokens: a re-read file stays duplicated call after call,
+# and its paragraphs come back as the same objects (hashed once), unlike a token
+# cache lookup, which hashes the whole text every time.
+_TOKENS = memo.LRU(max_weight=4 << 20, max_items=20_000)
+
+
+def _tokens(para: str, enc) -> int:
+    n = _TOKENS.get((enc.name, para))
+    if n is None:
+        n = cached_count(para, enc)
+        _TOKENS.put((enc.name, para), n, len(para) + memo.ENTRY_OVERHEAD)
+    return n
+
+
 def _children(detail: dict, component: str) -> dict[str, int]:
     for child in detail.get("children", []):
         if child.get("name") == component:
@@ -225,7 +239,7 @@ def analyze(trace: Trace, attr, price: pricing.Price | None, system: str) -> Fin
     if dups:
         enc = encoding_for(trace.provider, trace.model)
         scale = prompt / attr.estimated_total if attr and attr.estimated_total and prompt else 1
-        raw = sum((n - 1) * cached_count(p, enc) for p, n in dups.items())
+        raw = sum((n - 1) * _tokens(p, enc) for p, n in dups.items())
         out.dup_tokens = min(int(raw * scale), prompt)
         out.dup_usd = max(min(out.dup_tokens * eff_rate, input_cost - reserved), 0.0)
         out.add(

@@ -40,6 +40,15 @@ def key_of(value: Any) -> bytes | None:
         return None
 
 
+def keys_of(values: list) -> list[bytes] | None:
+    """`key_of` for each of `values` (one call, not one a value: lists are long), or
+    None when any of them has no key."""
+    try:
+        return [marshal.dumps(v, 2) for v in values]
+    except (ValueError, TypeError):
+        return None
+
+
 class LRU:
     """A thread-safe LRU bounded by total weight and by entry count.
 

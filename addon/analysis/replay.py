@@ -113,13 +113,11 @@ def _walk(b: Builder, walk: Walk, value: Any, args: tuple) -> Builder:
 
 
 def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
-    keys = [memo.key_of(v) for v in values]
-    if len(keys) < 2 or None in keys:
+    keys = memo.keys_of(values) if len(values) > 1 else None
+    if keys is None:
         for v in values:
             unit(b, walk, v, args)
         return
-    for v, k in zip(values, keys, strict=True):
-        b.keys[id(v)] = (v, k)
     ctx = (walk, args, b.ctx)
     start, kept, prefix = _lists.longest(ctx, keys, lambda u: _valid(b, u))
     if start == len(keys):  # the same list again (a template's tools, a retry)
