@@ -275,15 +275,10 @@ async def profile_record_many(url: str, traces: list, top: int = 12) -> list[dic
 
 
 def build_traces(exchanges: list) -> list:
-    from addon.analysis.profile import profile
-    from addon.extract import build_trace
+    """What a worker hands record_many: built, analysed, JSON encoded, bodies packed."""
+    from addon.build import build_one
 
-    out = []
-    for ex in exchanges:
-        t, _ = build_trace(ex)
-        profile(t)
-        out.append(t)
-    return out
+    return [build_one(ex)[0] for ex in exchanges]
 
 
 def profile_build(exchanges: list, top: int = 15) -> dict:
@@ -325,6 +320,7 @@ def profile_build(exchanges: list, top: int = 15) -> dict:
             ("addon/analysis/conversation.py", "reply_fingerprint"),
         ),
         ("  findings.analyze", ("addon/analysis/findings.py", "analyze")),
+        ("prepare (JSON columns, packed bodies)", ("storage/rows.py", "prepare")),
     ):
         ct = sum(e[3] for e in entries if e[0].startswith(fn[0]) and e[0].endswith(f"({fn[1]})"))
         stages[label] = ct / n * 1e6
