@@ -21,7 +21,7 @@ def exchange(i: int, session: str | None = None) -> Exchange:
 async def wait_for_count(w: Writer, stat: str, n: int, seconds: float = 15.0) -> None:
     """Until the writer's `stat` counter reaches n (the assertions then say if it did)."""
     for _ in range(int(seconds / 0.05)):
-        if w.stats[stat] == n:
+        if w.stats[stat] >= n:
             return
         await asyncio.sleep(0.05)
 
@@ -328,3 +328,38 @@ def test_packed_bodies_round_trip_the_request(body, encoding, stored_as_sent):
     assert json.dumps(trace.request) == json.dumps(expected)
     text = zstandard.ZstdDecompressor().decompress(packed)
     assert (raw in text) is stored_as_sent
+
+
+async def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path, caplog):
+    """SIGKILL the worker while it builds and writes: the writer goes on in-process,
+    re-doing the batch in flight; a batch the worker had already committed is not
+    stored twice (stores skip uids they hold)."""
+    import os
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    w = pooled_writer(tmp_path, url, batch_size=10, worker_db_url=url)
+    w.start()
+    n = 0
+    for _ in range(3):  # the worker is up and writing
+        for _ in range(10):
+            w.submit(exchange(n, session="k"))
+            n += 1
+        await wait_for_count(w, "recorded", n)
+    assert w.stats["recorded"] == n
+    pids = list(w.executor._processes)  # noqa: SLF001 - the test needs the worker's pid
+    for _ in range(200):
+        w.submit(exchange(n, session="k"))
+        n += 1
+    await asyncio.sleep(0.05)  # batches are in flight in the worker
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    await wait_for_count(w, "recorded", n, seconds=30)
+    await w.stop()
+    assert "analysis worker failed" in caplog.text and w.executor is None
+    assert w.stats["recorded"] >= n and w.stats["dropped"] == 0
+    async with storage.make_store(url, readonly=True) as s:
+        assert await s.count() == n
+        calls = (await s.session("k"))["calls"]
+    assert [c["turn"] for c in calls] == list(range(1, n + 1))
+    assert len({c["id"] for c in calls}) == n
