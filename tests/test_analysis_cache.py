@@ -277,6 +277,18 @@ def test_lists_hold_the_unit_memo_keys_not_copies():
         assert all(replay._units.data[k][0][0] is k for k in keys)
 
 
+def test_a_message_too_heavy_to_keep_is_walked_and_held_by_no_list(monkeypatch):
+    T.clear_cache()
+    monkeypatch.setattr(replay._units, "max_weight", 16_000)  # keeps units up to 2 kB
+    msgs = [{"role": "user", "content": words(20)}, {"role": "user", "content": words(600)}]
+    for i in range(3):
+        msgs += _turn(i, "read")
+        _check("chat", {"messages": msgs})
+    assert all(len(k) < 2000 for k in replay._units.data)
+    for keys, _ in (entry for entry, _ in replay._lists.data.values()):
+        assert all(replay._units.data[k][0][0] is k for k in keys)  # no list with it
+
+
 def test_lru_is_bounded_by_weight_and_entries():
     lru = memo.LRU(max_weight=800, max_items=5)
     for i in range(10):

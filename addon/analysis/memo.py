@@ -78,9 +78,10 @@ class LRU:
             pass
         return entry[0]
 
-    def put(self, key: Any, value: Any, weight: int = 1) -> None:
+    def put(self, key: Any, value: Any, weight: int = 1) -> bool:
+        """Keep `value` under `key`; False when it is too heavy to keep."""
         if weight > self.max_weight // 8:
-            return
+            return False
         with self.lock:
             old = self.data.pop(key, None)
             if old is not None:
@@ -89,6 +90,7 @@ class LRU:
             self.weight += weight
             while self.weight > self.max_weight or len(self.data) > self.max_items:
                 self.weight -= self.data.popitem(last=False)[1][1]
+        return True
 
     def clear(self) -> None:
         with self.lock:

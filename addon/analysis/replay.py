@@ -81,9 +81,10 @@ def unit(b: Builder, walk: Walk, value: Any, args: tuple) -> None:
     _unit(b, walk, value, args, key)
 
 
-def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> bytes:
+def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> bytes | None:
     """Replay or walk one unit; return the memo's own copy of its key, which the lists
-    that contain it share rather than holding one more copy each."""
+    that contain it share rather than holding one more copy each (None when the memo
+    did not keep it: too heavy)."""
     ctx = (walk, args, b.ctx)
     entry = _units.get(key)
     done = entry[1].get(ctx) if entry is not None else None
@@ -97,9 +98,9 @@ def _unit(b: Builder, walk: Walk, value: Any, args: tuple, key: bytes) -> bytes:
     units = {**(entry[1] if entry is not None and len(entry[1]) < 4 else {}), ctx: done}
     weight = len(key) + memo.ENTRY_OVERHEAD
     weight += sum(len(t) for u in units.values() for _, t in u.blocks)
-    _units.put(key, (key, units), weight)
+    kept = _units.put(key, (key, units), weight)
     apply(b, done)
-    return key
+    return key if kept else None
 
 
 def _walk(b: Builder, walk: Walk, value: Any, args: tuple) -> Builder:
@@ -127,17 +128,21 @@ def units(b: Builder, walk: Walk, values: Sequence[Any], args: tuple) -> None:
     if prefix is not None:
         apply(rec, prefix)
         rec.names.reads.update(prefix.reads)
-    marks, canon = _lists.short_of_end(start, len(keys)), list(kept)
+    marks, canon, whole = _lists.short_of_end(start, len(keys)), list(kept), True
     try:
         for i in range(start, len(keys)):
-            if i in marks:
+            if i in marks and whole:
                 _keep(ctx, tuple(canon), finish(rec))
-            canon.append(_unit(rec, walk, values[i], args, keys[i]))
+            own = _unit(rec, walk, values[i], args, keys[i])
+            # A list must not be the only holder of a key too heavy for the unit memo.
+            whole = whole and own is not None
+            canon.append(keys[i] if own is None else own)
     except BaseException:
         apply(b, finish(rec))
         raise
     done = finish(rec)
-    _keep(ctx, tuple(canon), done)
+    if whole:
+        _keep(ctx, tuple(canon), done)
     b.keys[id(values)] = (values, canon)
     apply(b, done)
 
