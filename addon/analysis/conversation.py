@@ -176,7 +176,10 @@ def fingerprints(
 
 
 def _keep(kept: tuple, ks: list, start: int, end: int, chain: list, roles: list, h: bytes):
-    weight = 16 * len(chain) + 80 * (end - start) + memo.ENTRY_OVERHEAD
+    # The new keys are weighed in full: usually the unit memo's own objects, but one
+    # too heavy for it would be held by this list alone.
+    weight = 16 * len(chain) + sum(map(len, ks[start:end])) + 80 * (end - start)
+    weight += memo.ENTRY_OVERHEAD
     _lists.keep(None, kept + tuple(ks[start:end]), (tuple(chain), tuple(roles), h), weight)
 
 
