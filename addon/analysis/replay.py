@@ -1,9 +1,9 @@
 """Replaying what walking a message did, instead of walking it again.
 
-Walkers hand each message and tool definition to `Builder.unit`, and a request's
-list of messages to `Builder.units`. The first walk of a unit runs on a recording
-sub-Builder; what it did (a `Unit`) is kept in a memo under the unit's exact
-content (memo.py) and applied to the real Builder. A later call that carries the
+Walkers hand a request's messages and tool definitions, as lists, to
+`Builder.units` (a lone part to `Builder.unit`). The first walk of a unit runs on
+a recording sub-Builder; what it did (a `Unit`) is kept in a memo under the
+unit's exact content (memo.py) and applied to the real Builder. A later call that carries the
 same unit with the same counting context (encoding, media family, model) applies
 the Unit again without walking, tokenizing or fingerprinting anything.
 
@@ -15,9 +15,9 @@ Two things make a replay exact:
   keeps the call ids it looked up outside itself and what it found, and is walked
   again when they differ.
 
-`units` also keeps one Unit for each whole message list: an agent's call t is call
-t-1's messages plus a few, so the longest list seen before is replayed in one step
-and only the new messages go one by one.
+`units` also keeps one Unit for each whole list (memo.Lists): an agent's call t is
+call t-1's messages plus a few, so the longest list seen before is replayed in one
+step and only the new messages go one by one.
 """
 
 from __future__ import annotations
