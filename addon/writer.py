@@ -30,6 +30,7 @@ log = logging.getLogger("llmprof")
 WRITE_TIMEOUT = 30.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 PRUNE_EVERY = 600.0  # seconds between retention rounds
+COLLECT_NAP = 0.02  # seconds between drains of the queue while a batch fills
 WORKER_WRITE_TRIES = 5  # failed worker writes in a row before this process writes instead
 
 
@@ -153,27 +154,31 @@ class Writer:
                 log.exception("llmprof: unexpected writer error (the batch was spooled)")
 
     async def _collect(self) -> list[Exchange]:
+        """Wait for a first exchange, then gather more until the batch is full or
+        `flush_interval` has passed. Gathering drains what is queued and naps between
+        drains, rather than awaiting each exchange: an await per call costs the
+        proxy's loop more than the call's share of a nap."""
         try:
             first = await asyncio.wait_for(self.queue.get(), timeout=1.0)
         except TimeoutError:
             return []
         batch = [first]
         deadline = time.monotonic() + self.flush_interval
-        while len(batch) < self.batch_size and not self._stopping:
+        while not self._stopping:
+            taken = self._take(self.batch_size - len(batch), keep_none=True)
+            batch.extend(taken)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            stop = any(ex is None for ex in taken)  # stop() woke us: write what we hold
+            if stop or len(batch) >= self.batch_size or remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(self.queue.get(), timeout=remaining))
-            except TimeoutError:
-                break
+            await asyncio.sleep(min(remaining, COLLECT_NAP))
         return [ex for ex in batch if ex is not None]
 
-    def _take(self, n: int) -> list[Exchange]:
+    def _take(self, n: int, keep_none: bool = False) -> list[Exchange]:
         out = []
         while len(out) < n and not self.queue.empty():
             item = self.queue.get_nowait()
-            if item is not None:
+            if item is not None or keep_none:
                 out.append(item)
         return out
 
