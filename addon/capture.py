@@ -134,10 +134,12 @@ def snapshot(
     tee: Tee | None,
     session_hint: str | None,
     original_body: bytes | None = None,
+    host: str | None = None,
 ) -> Exchange:
     """Freeze a finished (or failed) flow into an Exchange. Pure: no I/O, no parsing.
 
-    `original_body` is the client's body when llmprof changed the one sent upstream.
+    `original_body` is the client's body when llmprof changed the one sent upstream;
+    `host` the request's `pretty_host` when the caller has it already.
     """
     req = flow.request
     # Headers.fields, not .items(): items() is quadratic in the header count.
@@ -150,7 +152,7 @@ def snapshot(
         uid=new_uid(),
         ts=req.timestamp_start,
         method=req.method,
-        host=req.pretty_host,
+        host=host or req.pretty_host,
         port=req.port,
         path=req.path.split("?", 1)[0],
         request_headers=headers,

@@ -191,13 +191,15 @@ class LLMProf:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if not self.hosts(req.pretty_host, req.port) and not self.hosts(req.host, req.port):
+        host = req.pretty_host  # parses the Host header each time: once per flow
+        if not self.hosts(host, req.port) and not self.hosts(req.host, req.port):
             return
-        shape = providers.detect(req.method, req.pretty_host, req.path.split("?", 1)[0])
+        shape = providers.detect(req.method, host, req.path.split("?", 1)[0])
         if shape is None:
             return
-        # [session hint, tee, the client's body if llmprof changed it, (provider, api)]
-        flow.metadata[FLOW_KEY] = [capture.start(flow), None, None, (shape.provider, shape.api)]
+        # [session hint, tee, the client's body if llmprof changed it, (provider, api), host]
+        state = [capture.start(flow), None, None, (shape.provider, shape.api), host]
+        flow.metadata[FLOW_KEY] = state
         self.inflight[flow.id] = flow
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -231,7 +233,7 @@ class LLMProf:
         if state is None or self.writer is None:
             return
         try:
-            self.writer.submit(capture.snapshot(flow, state[1], state[0], state[2]))
+            self.writer.submit(capture.snapshot(flow, state[1], state[0], state[2], state[4]))
         except Exception:  # noqa: BLE001 - recording must never break the client's call
             # Host and path only: the query string may carry `?key=`.
             req = flow.request

@@ -536,6 +536,10 @@ def main() -> int:
                 upstream.stop()
         recorded = count_recorded(db)
         loop_profiles = diagnose(tmp) if args.diagnose else None
+        if args.diagnose and os.environ.get("BENCH_KEEP_PROFILES"):  # for pstats by hand
+            for name in ("bare", "addon"):
+                if (tmp / f"{name}.prof").exists():
+                    shutil.copy(tmp / f"{name}.prof", os.environ["BENCH_KEEP_PROFILES"] + name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = summarise(data)
