@@ -46,16 +46,22 @@ class _Deflate:
         return self._obj.decompress(data)
 
 
+def _identity(data: bytes) -> bytes:
+    return data
+
+
 def make_decoder(encoding: str | None) -> Callable[[bytes], bytes]:
     """A function fed successive pieces of a body, returning the decoded bytes so far.
 
     Raises DecodeError for an encoding we cannot decode; the callable itself
     raises DecodeError on corrupt data.
     """
+    if not encoding:  # the usual case, twice a call: skip the parsing below
+        return _identity
     codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
     if not codings:
-        return lambda data: data
+        return _identity
     if len(codings) > 1:
         raise DecodeError(f"stacked content encodings are not supported: {encoding}")
     coding = codings[0]

@@ -9,7 +9,9 @@ shape: `sse` (text/event-stream), `ndjson` (Ollama's native streams), `jsonarray
 (Gemini `streamGenerateContent` without `alt=sse`) or `json` (one body; every
 4xx/5xx). The three stream framings feed the provider's StreamParser event by
 event, with the index of the network chunk that completed each event, which is
-where time to first token comes from.
+where time to first token comes from. The whole body is read in one pass (the
+chunks only decide those indexes); a JSON array is parsed whole, not framed and
+then parsed element by element.
 
 A call the provider reported no usage for, but answered with a 2xx, gets token
 estimates from the tokenizer (`usage_source = "estimated"`; see `estimate.py`).
@@ -27,10 +29,14 @@ from .decode import DecodeError, make_decoder
 from .estimate import Estimator, default_estimator, estimate
 from .providers import Shape
 from .providers.base import Result, load_json
-from .sse import SSEParser
-from .streams import JSONArrayParser, NDJSONParser
+from .sse import events_of, fed
+from .streams import JSONArrayParser, array_values, ndjson_events
 
-FRAMERS = {"sse": SSEParser, "ndjson": NDJSONParser, "jsonarray": JSONArrayParser}
+FRAMERS = {
+    "sse": events_of,
+    "ndjson": ndjson_events,
+    "jsonarray": lambda pieces: fed(JSONArrayParser(), pieces),
+}
 _DEFAULT: Any = object()  # build_trace(estimator=...) not given: use the tokenizer
 _default_estimator: list[Estimator | None] = []
 
@@ -170,12 +176,15 @@ def _parse_response(ex: Exchange, module: Any, framing: str, problems: list[str]
     pieces = _decoded_chunks(ex, problems)
     if framing in FRAMERS:
         parser = module.StreamParser()
-        framer = FRAMERS[framing]()
-        for i, piece in enumerate(pieces):
-            for event in framer.feed(piece):
+        values = None
+        if framing == "jsonarray" and hasattr(parser, "on_object"):
+            values = array_values(pieces)  # parsed once, not framed then parsed
+        if values is not None:
+            for value, i in values:
+                parser.on_object(value, i)
+        else:
+            for event, i in FRAMERS[framing](pieces):
                 parser.on_event(event, i)
-        for event in framer.close():
-            parser.on_event(event, len(pieces) - 1)
         return parser.finish()
     body = b"".join(pieces)
     if not body:

@@ -8,18 +8,93 @@ Both take content-decoded bytes in whatever pieces the network gave and yield
 each complete value as an `sse.Event` (`event="message"`, `data=` its JSON text),
 so provider stream parsers read every framing alike and can tell which network
 chunk completed the value (for time to first token).
+
+`ndjson_events` and `array_values` read a whole captured body at once, with the
+same results and piece indexes as the incremental framers.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from json.scanner import make_scanner
+from typing import Any
 
-from .sse import MAX_LINE, Event
+from .sse import MAX_LINE, Event, fed, piece_ends
 
 # Bytes that matter to the array scanner outside a string, and inside one.
 _OUTSIDE = re.compile(rb'["\[\]{}]')
 _INSIDE = re.compile(rb'["\\]')
+_scan = make_scanner(json.JSONDecoder())  # one JSON value at an offset
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def ndjson_events(pieces: Sequence[bytes]) -> Iterator[tuple[Event, int]]:
+    """Each line of an NDJSON body as an event, with the index of the piece that ended it."""
+    body = b"".join(pieces)
+    if len(body) > MAX_LINE:  # the incremental framer drops an overlong line
+        yield from fed(NDJSONParser(), pieces)
+        return
+    *lines, tail = body.split(b"\n")
+    ends = piece_ends(pieces)
+    chunk = start = 0
+    for line in lines:
+        newline, start = start + len(line), start + len(line) + 1
+        if line.strip():
+            while ends[chunk] <= newline:  # the piece holding the newline ended the line
+                chunk += 1
+            yield Event("message", line.decode("utf-8", errors="replace").strip()), chunk
+    if tail.strip():
+        yield Event("message", tail.decode("utf-8", errors="replace").strip()), len(pieces) - 1
+
+
+def array_values(pieces: Sequence[bytes]) -> list[tuple[dict[str, Any], int]] | None:
+    """The object elements of a body that is one well-formed JSON array, parsed, each
+    with the index of the piece that closed it; None for any other body.
+
+    Only objects are returned: the array's other elements mean nothing to a parser.
+    Anything unusual (not an array, invalid JSON or UTF-8, too large) is None, and
+    the caller falls back to `JSONArrayParser`, which is lenient about it.
+    """
+    body = b"".join(pieces)
+    if len(body) > MAX_LINE:
+        return None
+    text = body.decode("utf-8", errors="replace")
+    ascii_only = text.isascii()
+    if not ascii_only and "\ufffd" in text:  # byte offsets are no longer recoverable
+        return None
+    pos = _JSON_SPACE.match(text).end()
+    if text[pos : pos + 1] != "[":
+        return None
+    pos = _JSON_SPACE.match(text, pos + 1).end()
+    ends, out = piece_ends(pieces), []
+    chunk = mark = mark_byte = 0
+    closing = text[pos : pos + 1] == "]"
+    while not closing:
+        try:
+            value, end = _scan(text, pos)
+        except (StopIteration, ValueError, RecursionError):
+            return None
+        if isinstance(value, dict):
+            # The piece that holds the element's closing byte (end - 1) completed it.
+            if ascii_only:
+                mark_byte = end
+            else:
+                mark_byte += len(text[mark:end].encode())
+                mark = end
+            while ends[chunk] < mark_byte:
+                chunk += 1
+            out.append((value, chunk))
+        pos = _JSON_SPACE.match(text, end).end()
+        if text[pos : pos + 1] not in (",", "]"):
+            return None
+        closing = text[pos] == "]"
+        if not closing:
+            pos = _JSON_SPACE.match(text, pos + 1).end()
+    if _JSON_SPACE.match(text, pos + 1).end() != len(text):
+        return None
+    return out
 
 
 class NDJSONParser:
