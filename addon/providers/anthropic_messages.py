@@ -57,34 +57,46 @@ def parse_body(body: Any) -> Result:
     return res
 
 
+# Delta type -> the field carrying its text, which is also the block key it extends.
+_TEXT_DELTAS = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
+
+
 class StreamParser:
-    """Reassembles a Messages event stream into the final `message` object."""
+    """Reassembles a Messages event stream into the final `message` object.
+
+    Streamed text is kept as lists of pieces and joined at `finish` (adding to a
+    string held in a dict copies it every time): `_pieces` per block and key,
+    starting from what the block held, `_partial_json` per tool block.
+    """
 
     def __init__(self) -> None:
         self.res = Result()
         self._message: dict[str, Any] = {}
         self._usage: dict[str, Any] = {}
         self._blocks: dict[int, dict[str, Any]] = {}
-        self._partial_json: dict[int, str] = {}
+        self._pieces: dict[tuple[int, str], list[str]] = {}
+        self._partial_json: dict[int, list[str]] = {}
+        self._text: list[str] = []
 
     def on_event(self, event: Event, chunk_index: int) -> None:
         data = as_dict(load_json(event.data))
         kind = as_str(data.get("type")) or event.event
-        if kind == "message_start":
+        if kind == "content_block_delta":
+            self._on_delta(as_int(data.get("index")) or 0, as_dict(data.get("delta")))
+            if self.res.first_content_chunk is None:
+                self.res.first_content_chunk = chunk_index
+        elif kind == "message_start":
             self._message = dict(as_dict(data.get("message")))
             self.res.model = as_str(self._message.get("model"))
             self._merge_usage(self._message.get("usage"))
         elif kind == "content_block_start":
             index = as_int(data.get("index")) or 0
+            self._joined(index)  # into the block being replaced, which is then dropped
             self._blocks[index] = dict(as_dict(data.get("content_block")))
-        elif kind == "content_block_delta":
-            self._on_delta(as_int(data.get("index")) or 0, as_dict(data.get("delta")))
-            if self.res.first_content_chunk is None:
-                self.res.first_content_chunk = chunk_index
         elif kind == "content_block_stop":
             index = as_int(data.get("index")) or 0
             if index in self._partial_json and index in self._blocks:
-                parsed = load_json(self._partial_json.pop(index) or "{}")
+                parsed = load_json("".join(self._partial_json.pop(index)) or "{}")
                 self._blocks[index]["input"] = parsed if parsed is not None else {}
         elif kind == "message_delta":
             delta = as_dict(data.get("delta"))
@@ -100,23 +112,39 @@ class StreamParser:
         self._usage.update({k: v for k, v in as_dict(usage).items() if v is not None})
 
     def _on_delta(self, index: int, delta: dict[str, Any]) -> None:
-        block = self._blocks.setdefault(index, {"type": "text", "text": ""})
+        block = self._blocks.get(index)
+        if block is None:
+            block = self._blocks[index] = {"type": "text", "text": ""}
         kind = delta.get("type")
-        if kind == "text_delta" and isinstance(delta.get("text"), str):
-            block["text"] = block.get("text", "") + delta["text"]
-            self.res.output_text += delta["text"]
-        elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
-            self._partial_json[index] = self._partial_json.get(index, "") + delta["partial_json"]
-            self.res.output_text += delta["partial_json"]
-        elif kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
-            block["thinking"] = block.get("thinking", "") + delta["thinking"]
-            self.res.output_text += delta["thinking"]
-        elif kind == "signature_delta" and isinstance(delta.get("signature"), str):
-            block["signature"] = block.get("signature", "") + delta["signature"]
+        if kind == "input_json_delta":
+            partial = delta.get("partial_json")
+            if isinstance(partial, str):
+                self._partial_json.setdefault(index, []).append(partial)
+                self._text.append(partial)
+            return
+        key = _TEXT_DELTAS.get(kind) if isinstance(kind, str) else None
+        if key is None or not isinstance(delta.get(key), str):
+            return
+        pieces = self._pieces.get((index, key))
+        if pieces is None:
+            pieces = self._pieces[(index, key)] = [block.get(key, "")]
+        pieces.append(delta[key])
+        if key != "signature":
+            self._text.append(delta[key])
+
+    def _joined(self, index: int) -> None:
+        """Writes the pending pieces of block `index` into it."""
+        for key in ("text", "thinking", "signature"):
+            pieces = self._pieces.pop((index, key), None)
+            if pieces is not None:
+                self._blocks[index][key] = "".join(pieces)
 
     def finish(self) -> Result:
-        for index, text in self._partial_json.items():  # a stream cut before block stop
+        for index in {index for index, _ in self._pieces}:
+            self._joined(index)
+        for index, pieces in self._partial_json.items():  # a stream cut before block stop
             if index in self._blocks:
+                text = "".join(pieces)
                 self._blocks[index]["input"] = load_json(text or "{}") or {"_partial": text}
         content = [self._blocks[i] for i in sorted(self._blocks)]
         for block in content:
@@ -127,4 +155,5 @@ class StreamParser:
             self._message["usage"] = self._usage or None
         self.res.response = self._message or None
         self.res.usage = usage_from(self._usage)
+        self.res.output_text = "".join(self._text)
         return self.res

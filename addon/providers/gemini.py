@@ -80,6 +80,8 @@ def error_from(body: Any) -> str | None:
 
 def _part_text(part: dict[str, Any]) -> str:
     text = as_str(part.get("text")) or ""
+    if "functionCall" not in part and "function_call" not in part:
+        return text
     call = as_dict(pick(part, "functionCall", "function_call"))
     if call:
         args = call.get("args")
@@ -111,30 +113,46 @@ def parse_body(body: Any) -> Result:
     res.usage = usage_from(pick(b, "usageMetadata", "usage_metadata"))
     res.error = error_from(body)
     _tools_in(res, b.get("candidates"))
-    for cand in as_list(b.get("candidates")):
-        for part in as_list(as_dict(as_dict(cand).get("content")).get("parts")):
-            res.output_text += _part_text(as_dict(part))
+    res.output_text = "".join(
+        _part_text(as_dict(part))
+        for cand in as_list(b.get("candidates"))
+        for part in as_list(as_dict(as_dict(cand).get("content")).get("parts"))
+    )
     return res
 
 
+_HEAD_KEYS = ("responseId", "response_id", "modelVersion", "model_version", "createTime")
+_PLAIN = frozenset(("text", "thought"))  # a part holding only these merges with the last
+
+
 class StreamParser:
-    """Merges streamed `GenerateContentResponse` chunks into one response."""
+    """Merges streamed `GenerateContentResponse` chunks into one response.
+
+    Consecutive plain text parts become one part; its text is kept as pieces
+    (`_merging`) and joined when another part starts or the stream ends, since
+    adding to a string in a dict copies it every time.
+    """
 
     def __init__(self) -> None:
         self.res = Result()
         self._head: dict[str, Any] = {}
         self._usage: dict[str, Any] = {}
         self._candidates: dict[int, dict[str, Any]] = {}
+        # candidate -> (the part being merged into, its text pieces)
+        self._merging: dict[int, tuple[dict[str, Any], list[str]]] = {}
+        self._text: list[str] = []
 
     def on_event(self, event: Event, chunk_index: int) -> None:
         self.on_object(load_json(event.data), chunk_index)
 
     def on_object(self, obj: Any, chunk_index: int) -> None:
+        """One parsed `GenerateContentResponse` (a stream event or array element)."""
         data = as_dict(obj)
         if not data:
             return
-        self.res.error = error_from(data) or self.res.error
-        for key in ("responseId", "response_id", "modelVersion", "model_version", "createTime"):
+        if "error" in data or "promptFeedback" in data or "prompt_feedback" in data:
+            self.res.error = error_from(data) or self.res.error
+        for key in _HEAD_KEYS:
             if key in data:
                 self._head[key] = data[key]
         if feedback := pick(data, "promptFeedback", "prompt_feedback"):
@@ -146,9 +164,12 @@ class StreamParser:
             self._on_candidate(as_dict(cand), chunk_index)
 
     def _on_candidate(self, cand: dict[str, Any], chunk_index: int) -> None:
-        slot = self._candidates.setdefault(as_int(cand.get("index")) or 0, {"parts": []})
+        index = as_int(cand.get("index")) or 0
+        slot = self._candidates.get(index)
+        if slot is None:
+            slot = self._candidates[index] = {"parts": []}
         for key, value in cand.items():
-            if key not in ("content", "index"):
+            if key != "content" and key != "index":
                 slot[key] = value
         content = as_dict(cand.get("content"))
         if as_str(content.get("role")):
@@ -158,24 +179,37 @@ class StreamParser:
             text = _part_text(part)
             if not text and not part:
                 continue
-            self.res.output_text += text
+            self._text.append(text)
             if text and self.res.first_content_chunk is None:
                 self.res.first_content_chunk = chunk_index
             parts = slot["parts"]
             last = parts[-1] if parts else None
             if (
                 last is not None
-                and set(part) <= {"text", "thought"}
-                and set(last) <= {"text", "thought"}
+                and part.keys() <= _PLAIN
+                and last.keys() <= _PLAIN
                 and isinstance(part.get("text"), str)
                 and isinstance(last.get("text"), str)
                 and bool(part.get("thought")) == bool(last.get("thought"))
             ):
-                last["text"] += part["text"]
+                merging = self._merging.get(index)
+                if merging is None or merging[0] is not last:
+                    self._merged(index)
+                    merging = self._merging[index] = (last, [last["text"]])
+                merging[1].append(part["text"])
             else:
+                self._merged(index)
                 parts.append(dict(part))
 
+    def _merged(self, index: int) -> None:
+        """Joins the pieces of the part candidate `index` was merging into its text."""
+        merging = self._merging.pop(index, None)
+        if merging is not None:
+            merging[0]["text"] = "".join(merging[1])
+
     def finish(self) -> Result:
+        for index in list(self._merging):
+            self._merged(index)
         candidates = []
         for index in sorted(self._candidates):
             slot = dict(self._candidates[index])
@@ -190,4 +224,5 @@ class StreamParser:
             }
         self.res.usage = usage_from(self._usage)
         self.res.finished = any(c.get("finishReason") or c.get("finish_reason") for c in candidates)
+        self.res.output_text = "".join(self._text)
         return self.res

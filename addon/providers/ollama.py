@@ -97,14 +97,19 @@ def parse_body(body: Any) -> Result:
 
 
 class StreamParser:
-    """Joins NDJSON chunks into the final object, with the whole text in it."""
+    """Joins NDJSON chunks into the final object, with the whole text in it.
+
+    Text is kept as lists of pieces and joined once at `finish`: adding to a
+    string held by an object copies it every time.
+    """
 
     def __init__(self) -> None:
         self.res = Result()
         self._last: dict[str, Any] = {}
-        self._content = ""
-        self._thinking = ""
+        self._content: list[str] = []
+        self._thinking: list[str] = []
         self._calls: list[Any] = []
+        self._text: list[str] = []
         self._chat = False
 
     def on_event(self, event: Event, chunk_index: int) -> None:
@@ -115,12 +120,12 @@ class StreamParser:
         self.res.model = as_str(data.get("model")) or self.res.model
         self._chat = self._chat or "message" in data
         content, thinking, calls = _pieces(data)
-        self._content += content
-        self._thinking += thinking
+        self._content.append(content)
+        self._thinking.append(thinking)
         self._calls += calls
-        text = thinking + content + "".join(_call_text(c)[1] for c in calls)
-        self.res.output_text += text
-        if (text or calls) and self.res.first_content_chunk is None:
+        self._text += (thinking, content)
+        self._text += [_call_text(c)[1] for c in calls]
+        if (thinking or content or calls) and self.res.first_content_chunk is None:
             self.res.first_content_chunk = chunk_index
         self._last = data
         if data.get("done") is True:
@@ -128,21 +133,23 @@ class StreamParser:
             self.res.usage = usage_from(data)
 
     def finish(self) -> Result:
+        content, thinking = "".join(self._content), "".join(self._thinking)
         if self._last:
             final = _slim(self._last)
             if self._chat:
-                message = {**as_dict(final.get("message")), "content": self._content}
+                message = {**as_dict(final.get("message")), "content": content}
                 message.setdefault("role", "assistant")
-                if self._thinking:
-                    message["thinking"] = self._thinking
+                if thinking:
+                    message["thinking"] = thinking
                 if self._calls:
                     message["tool_calls"] = self._calls
                 final["message"] = message
             else:
-                final["response"] = self._content
-                if self._thinking:
-                    final["thinking"] = self._thinking
+                final["response"] = content
+                if thinking:
+                    final["thinking"] = thinking
             self.res.response = final
         for call in self._calls:
             add_tool(self.res.called_tools, _call_text(call)[0])
+        self.res.output_text = "".join(self._text)
         return self.res

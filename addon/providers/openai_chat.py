@@ -86,11 +86,38 @@ def parse_body(body: Any) -> Result:
     return res
 
 
+class _Choice:
+    """One streamed choice: its text as pieces, joined once the stream ends."""
+
+    __slots__ = ("content", "side", "tools", "finish_reason")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.side: dict[str, list[str]] = {}  # REASONING_KEYS that arrived
+        self.tools: dict[int, _Call] = {}
+        self.finish_reason: Any = None
+
+
+class _Call:
+    __slots__ = ("id", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: list[str] = []
+        self.arguments: list[str] = []
+
+    def message(self) -> dict[str, Any]:
+        function = {"name": "".join(self.name), "arguments": "".join(self.arguments)}
+        return {"id": self.id, "type": "function", "function": function}
+
+
 class StreamParser:
     """Reassembles a `chat.completion.chunk` stream into one `chat.completion`.
 
     The event loop (`[DONE]`, errors, model, usage) is shared by every OpenAI-style
     stream; a subclass only says what a choice carries (`_on_choice`, `finish`).
+    Text is kept as lists of pieces (`_text` is the whole output) and joined once
+    at `finish`: adding to a string held by an object copies it every time.
     """
 
     HEAD_KEYS = ("id", "created", "system_fingerprint")
@@ -98,74 +125,89 @@ class StreamParser:
     def __init__(self) -> None:
         self.res = Result()
         self._head: dict[str, Any] = {}
-        self._choices: dict[int, dict[str, Any]] = {}
+        self._choices: dict[int, Any] = {}
+        self._text: list[str] = []
 
     def on_event(self, event: Event, chunk_index: int) -> None:
         if event.data.strip() == "[DONE]":
             self.res.finished = True
             return
-        data = as_dict(load_json(event.data))
-        if not data:
+        data = load_json(event.data)
+        if not data or not isinstance(data, dict):
             return
+        res = self.res
         if "error" in data:
-            self.res.error = error_from(data)
+            res.error = error_from(data)
         if not self._head:
             self._head = {k: data[k] for k in self.HEAD_KEYS if k in data}
-        self.res.model = self.res.model or as_str(data.get("model"))
-        usage = data.get("usage") or as_dict(data.get("x_groq")).get("usage")
+        if not res.model:
+            res.model = as_str(data.get("model"))
+        usage = data.get("usage")
+        if not usage and "x_groq" in data:
+            usage = as_dict(data["x_groq"]).get("usage")
         if usage:
-            self.res.usage = usage_from(usage)
-        for choice in as_list(data.get("choices")):
-            self._on_choice(as_dict(choice), chunk_index)
+            res.usage = usage_from(usage)
+        choices = data.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                self._on_choice(as_dict(choice), chunk_index)
 
     def _on_choice(self, choice: dict[str, Any], chunk_index: int) -> None:
         index = as_int(choice.get("index")) or 0
-        slot = self._choices.setdefault(index, {"role": "assistant", "content": "", "tools": {}})
+        slot = self._choices.get(index)
+        if slot is None:
+            slot = self._choices[index] = _Choice()
         delta = as_dict(choice.get("delta"))
         content = delta.get("content")
         produced = False
-        if isinstance(content, str) and content:
-            slot["content"] += content
-            self.res.output_text += content
+        if content and isinstance(content, str):
+            slot.content.append(content)
+            self._text.append(content)
             produced = True
-        for key in REASONING_KEYS:
-            if isinstance(delta.get(key), str) and delta[key]:
-                slot[key] = slot.get(key, "") + delta[key]
-                self.res.output_text += delta[key]
+        if content is None or len(delta) > 1:  # else `content` is all the delta holds
+            for key in REASONING_KEYS:
+                value = delta.get(key)
+                if value and isinstance(value, str):
+                    slot.side.setdefault(key, []).append(value)
+                    self._text.append(value)
+                    produced = True
+            for call in as_list(delta.get("tool_calls")):
+                self._on_call(slot, as_dict(call))
                 produced = True
-        for call in as_list(delta.get("tool_calls")):
-            call = as_dict(call)
-            tool = slot["tools"].setdefault(
-                as_int(call.get("index")) or 0,
-                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-            )
-            tool["id"] = tool["id"] or as_str(call.get("id"))
-            fn = as_dict(call.get("function"))
-            if as_str(fn.get("name")):
-                tool["function"]["name"] += fn["name"]
-            if as_str(fn.get("arguments")):
-                tool["function"]["arguments"] += fn["arguments"]
-                self.res.output_text += fn["arguments"]
-            produced = True
         if choice.get("finish_reason"):
-            slot["finish_reason"] = choice["finish_reason"]
+            slot.finish_reason = choice["finish_reason"]
         if produced and self.res.first_content_chunk is None:
             self.res.first_content_chunk = chunk_index
+
+    def _on_call(self, slot: _Choice, call: dict[str, Any]) -> None:
+        index = as_int(call.get("index")) or 0
+        tool = slot.tools.get(index)
+        if tool is None:
+            tool = slot.tools[index] = _Call()
+        tool.id = tool.id or as_str(call.get("id"))
+        fn = as_dict(call.get("function"))
+        name, arguments = fn.get("name"), fn.get("arguments")
+        if name and isinstance(name, str):
+            tool.name.append(name)
+        if arguments and isinstance(arguments, str):
+            tool.arguments.append(arguments)
+            self._text.append(arguments)
 
     def finish(self) -> Result:
         choices = []
         for index in sorted(self._choices):
             slot = self._choices[index]
-            message: dict[str, Any] = {"role": slot["role"], "content": slot["content"] or None}
+            content = "".join(slot.content) or None
+            message: dict[str, Any] = {"role": "assistant", "content": content}
             for key in REASONING_KEYS:
-                if key in slot:
-                    message[key] = slot[key]
-            if slot["tools"]:
-                message["tool_calls"] = [slot["tools"][i] for i in sorted(slot["tools"])]
+                if key in slot.side:
+                    message[key] = "".join(slot.side[key])
+            if slot.tools:
+                message["tool_calls"] = [slot.tools[i].message() for i in sorted(slot.tools)]
                 for call in message["tool_calls"]:
                     add_tool(self.res.called_tools, call["function"]["name"])
             choices.append(
-                {"index": index, "message": message, "finish_reason": slot.get("finish_reason")}
+                {"index": index, "message": message, "finish_reason": slot.finish_reason}
             )
         self.res.response = {
             **self._head,
@@ -174,4 +216,5 @@ class StreamParser:
             "choices": choices,
             "usage": self.res.usage.raw if self.res.usage else None,
         }
+        self.res.output_text = "".join(self._text)
         return self.res

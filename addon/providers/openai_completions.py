@@ -45,13 +45,16 @@ class StreamParser(openai_chat.StreamParser):
     HEAD_KEYS = ("id", "created", "object")
 
     def _on_choice(self, choice: dict[str, Any], chunk_index: int) -> None:
-        slot = self._choices.setdefault(as_int(choice.get("index")) or 0, {"text": ""})
+        index = as_int(choice.get("index")) or 0
+        slot = self._choices.get(index)
+        if slot is None:
+            slot = self._choices[index] = {"text": []}  # pieces, joined at finish
         text, calls = _choice_text(choice, "delta")
         for call in calls:
             add_tool(self.res.called_tools, as_dict(as_dict(call).get("function")).get("name"))
         if text:
-            slot["text"] += text
-            self.res.output_text += text
+            slot["text"].append(text)
+            self._text.append(text)
             if self.res.first_content_chunk is None:
                 self.res.first_content_chunk = chunk_index
         if choice.get("finish_reason"):
@@ -59,7 +62,7 @@ class StreamParser(openai_chat.StreamParser):
 
     def finish(self) -> Result:
         choices = [
-            {"index": i, "text": s["text"], "finish_reason": s.get("finish_reason")}
+            {"index": i, "text": "".join(s["text"]), "finish_reason": s.get("finish_reason")}
             for i, s in sorted(self._choices.items())
         ]
         self.res.response = {
@@ -68,4 +71,5 @@ class StreamParser(openai_chat.StreamParser):
             "choices": choices,
             "usage": self.res.usage.raw if self.res.usage else None,
         }
+        self.res.output_text = "".join(self._text)
         return self.res

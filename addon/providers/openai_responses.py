@@ -21,6 +21,9 @@ from .base import Result, Usage, add_tool, as_dict, as_int, as_list, as_str, loa
 
 API = "responses"
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+SNAPSHOTS = ("response.created", "response.in_progress", "response.queued")
+# How a snapshot event's data begins as OpenAI sends it (compact, `type` first).
+_SNAPSHOTS = tuple(f'{{"type":"{kind}",' for kind in SNAPSHOTS)
 # Output items that are a call to a named tool (function, custom or MCP tool).
 NAMED_CALLS = ("function_call", "custom_tool_call", "mcp_call")
 
@@ -95,25 +98,41 @@ def parse_body(body: Any) -> Result:
 
 
 class StreamParser:
-    """Keeps the final `response` object; rebuilds it from the deltas if the stream is cut."""
+    """Keeps the final `response` object; rebuilds it from the deltas if the stream is cut.
+
+    A delta's text is kept in `_pending` as a list of pieces per (dict, key) it
+    extends, joined only when the rebuilt response is needed: adding to a string
+    held in a dict copies it every time, and a stream that completes never needs it.
+    """
 
     def __init__(self) -> None:
         self.res = Result()
         self._response: dict[str, Any] = {}
         self._items: dict[int, dict[str, Any]] = {}
         self._final: dict[str, Any] | None = None
+        self._pending: dict[tuple[int, str], tuple[dict[str, Any], list[str]]] = {}
+        self._text: list[str] = []
+        self._snapshots: list[tuple[Event, int]] = []
 
     def on_event(self, event: Event, chunk_index: int) -> None:
-        data = as_dict(load_json(event.data))
+        if event.data.startswith(_SNAPSHOTS):
+            # A copy of the response before any output (and as big as the request's
+            # instructions and tools): only read if the stream ends without a
+            # terminal response that names its model, so only parsed then.
+            self._snapshots.append((event, chunk_index))
+            return
+        self._on_data(as_dict(load_json(event.data)), event, chunk_index)
+
+    def _on_data(self, data: dict[str, Any], event: Event, chunk_index: int) -> None:
         kind = as_str(data.get("type")) or event.event
         if kind.endswith(".delta"):
             delta = as_str(data.get("delta"))
             if delta:
-                self.res.output_text += delta
+                self._text.append(delta)
                 if self.res.first_content_chunk is None:
                     self.res.first_content_chunk = chunk_index
                 self._on_delta(kind, data, delta)
-        elif kind in ("response.created", "response.in_progress", "response.queued"):
+        elif kind in SNAPSHOTS:
             self._response = dict(as_dict(data.get("response"))) or self._response
             self.res.model = as_str(self._response.get("model")) or self.res.model
         elif kind in ("response.output_item.added", "response.output_item.done"):
@@ -126,24 +145,40 @@ class StreamParser:
             self.res.error = error_from(data)
 
     def _on_delta(self, kind: str, data: dict[str, Any], delta: str) -> None:
-        item = self._items.setdefault(as_int(data.get("output_index")) or 0, {})
+        index = as_int(data.get("output_index")) or 0
+        item = self._items.get(index)
+        if item is None:
+            item = self._items[index] = {}
         if kind == "response.function_call_arguments.delta":
-            item["arguments"] = (as_str(item.get("arguments")) or "") + delta
+            self._append(item, "arguments", delta)
         elif kind in ("response.output_text.delta", "response.refusal.delta"):
             index = as_int(data.get("content_index")) or 0
             content = item.setdefault("content", [])
             while len(content) <= index:
                 content.append({"type": "output_text", "text": ""})
-            part = content[index]
-            part["text"] = (as_str(part.get("text")) or "") + delta
+            self._append(content[index], "text", delta)
+
+    def _append(self, target: dict[str, Any], key: str, text: str) -> None:
+        # The entry holds `target`, so its id is not reused while the entry lives.
+        entry = self._pending.get((id(target), key))
+        if entry is None:
+            entry = self._pending[(id(target), key)] = (target, [as_str(target.get(key)) or ""])
+        entry[1].append(text)
 
     def finish(self) -> Result:
+        self.res.output_text = "".join(self._text)
+        if self._final is None or not as_str(self._final.get("model")):
+            for event, chunk_index in self._snapshots:  # they only set the response and model
+                self._on_data(as_dict(load_json(event.data)), event, chunk_index)
         if self._final is not None:
             self.res.response = self._final
             _read_response(self.res, self._final, text=False)
-        else:  # cut before the terminal event: what arrived so far
-            items = [self._items[i] for i in sorted(self._items)]
-            if self._response or items:
-                self.res.response = {**self._response, "output": items}
-            _read_output(self.res, items, text=False)
+            return self.res
+        # Cut before the terminal event: what arrived so far.
+        for (_, key), (target, pieces) in self._pending.items():
+            target[key] = "".join(pieces)
+        items = [self._items[i] for i in sorted(self._items)]
+        if self._response or items:
+            self.res.response = {**self._response, "output": items}
+        _read_output(self.res, items, text=False)
         return self.res
