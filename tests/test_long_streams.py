@@ -127,3 +127,25 @@ def test_ollama_long_ndjson_stream():
     t = _trace("localhost", "/api/chat", {"model": "qwen3"}, pieces, "application/x-ndjson")
     assert t.response["message"]["content"] == TEXT
     assert t.completion_tokens == N and t.ttft_ms == 1.0
+
+
+def test_malformed_blocks_do_not_lose_the_call():
+    """A text block whose `text` is null, then deltas to it (Anthropic); an output
+    item whose `content` is not a list, then text for it (Responses): the call is
+    still recorded, with the text that arrived."""
+    start = {"type": "message_start", "message": {"model": "claude-x", "usage": {}}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text",
+             "text": None}}  # fmt: skip
+    delta = {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "text_delta", "text": "hi"}}  # fmt: skip
+    pieces = [_data(e, e["type"]) for e in (start, block, delta)]
+    t = _trace("api.anthropic.com", "/v1/messages", {"stream": True}, pieces, "text/event-stream")
+    assert t.response["content"][0]["text"] == "hi"
+
+    added = {"type": "response.output_item.added", "output_index": 0,
+             "item": {"type": "message", "content": "oops"}}  # fmt: skip
+    text = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0,
+            "delta": "hello"}  # fmt: skip
+    pieces = [_data(e, e["type"]) for e in (added, text)]
+    t = _trace("api.openai.com", "/v1/responses", {"stream": True}, pieces, "text/event-stream")
+    assert t.response["output"][0]["content"][0]["text"] == "hello"

@@ -354,6 +354,9 @@ async def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path, caplo
     await asyncio.sleep(0.05)  # batches are in flight in the worker
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
+    for _ in range(30):  # if the worker had finished everything already, these meet the dead pool
+        w.submit(exchange(n, session="k"))
+        n += 1
     await wait_for_count(w, "recorded", n, seconds=30)
     await w.stop()
     assert "analysis worker failed" in caplog.text and w.executor is None

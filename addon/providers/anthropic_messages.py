@@ -127,7 +127,7 @@ class StreamParser:
             return
         pieces = self._pieces.get((index, key))
         if pieces is None:
-            pieces = self._pieces[(index, key)] = [block.get(key, "")]
+            pieces = self._pieces[(index, key)] = [as_str(block.get(key)) or ""]
         pieces.append(delta[key])
         if key != "signature":
             self._text.append(delta[key])

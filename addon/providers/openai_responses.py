@@ -153,7 +153,9 @@ class StreamParser:
             self._append(item, "arguments", delta)
         elif kind in ("response.output_text.delta", "response.refusal.delta"):
             index = as_int(data.get("content_index")) or 0
-            content = item.setdefault("content", [])
+            content = item.get("content")
+            if not isinstance(content, list):  # a malformed item must not lose the call
+                content = item["content"] = []
             while len(content) <= index:
                 content.append({"type": "output_text", "text": ""})
             self._append(content[index], "text", delta)
