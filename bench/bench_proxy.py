@@ -154,6 +154,32 @@ def done():
 '''
 
 
+# --gc-stats: time each mitmdump spends in the garbage collector, per generation.
+GC_STATS_CODE = '''"""Bench diagnostic: seconds in gc, per generation, written at shutdown."""
+import gc, json, os, time
+
+_stats = {g: [0, 0.0] for g in (0, 1, 2)}
+_t0 = [0.0]
+
+
+def _cb(phase, info):
+    if phase == "start":
+        _t0[0] = time.perf_counter()
+    else:
+        s = _stats[info["generation"]]
+        s[0] += 1
+        s[1] += time.perf_counter() - _t0[0]
+
+
+gc.callbacks.append(_cb)
+
+
+def done():
+    with open(os.environ["BENCH_GC_STATS"], "w") as f:
+        json.dump({"objects": len(gc.get_objects()), "generations": _stats}, f)
+'''
+
+
 # --hooks-only: the addon's hooks run (capture, tee, snapshot) but nothing reaches the writer,
 # so the difference to a full run is the writer's cost inside the proxy process.
 HOOKS_ONLY_CODE = '''"""Bench what-if: llmprof's hooks only; snapshots are dropped, not written."""
@@ -459,6 +485,11 @@ def main() -> int:
         help="what-if: the addon captures every call but hands nothing to its writer",
     )
     ap.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="time each mitmdump's garbage collections (per generation) and print them",
+    )
+    ap.add_argument(
         "--diagnose",
         action="store_true",
         help="cProfile each mitmdump's event-loop thread and print its top functions "
@@ -495,12 +526,17 @@ def main() -> int:
             if args.diagnose:
                 (tmp / "loop_profile.py").write_text(LOOP_PROFILE_CODE)
                 first.append(tmp / "loop_profile.py")
+            if args.gc_stats:
+                (tmp / "gc_stats.py").write_text(GC_STATS_CODE)
+                first.append(tmp / "gc_stats.py")
             procs.append(
                 start_proxy(
                     tmp,
                     "bare",
                     [*first, tmp / "stream_all.py"],
-                    env | {"BENCH_LOOP_PROFILE": str(tmp / "bare.prof")},
+                    env
+                    | {"BENCH_LOOP_PROFILE": str(tmp / "bare.prof")}
+                    | {"BENCH_GC_STATS": str(tmp / "bare.gc.json")},
                     [],
                 )
             )
@@ -513,7 +549,9 @@ def main() -> int:
                     tmp,
                     "addon",
                     [*first, ROOT / "addon" / "llmprof.py", *last],
-                    env | {"BENCH_LOOP_PROFILE": str(tmp / "addon.prof")},
+                    env
+                    | {"BENCH_LOOP_PROFILE": str(tmp / "addon.prof")}
+                    | {"BENCH_GC_STATS": str(tmp / "addon.gc.json")},
                     ["--set", f"llmprof_db_url=sqlite:///{db}"],
                 )
             )
@@ -536,6 +574,7 @@ def main() -> int:
                 upstream.stop()
         recorded = count_recorded(db)
         loop_profiles = diagnose(tmp) if args.diagnose else None
+        gc_stats = read_gc_stats(tmp) if args.gc_stats else None
         if args.diagnose and os.environ.get("BENCH_KEEP_PROFILES"):  # for pstats by hand
             for name in ("bare", "addon"):
                 if (tmp / f"{name}.prof").exists():
@@ -562,6 +601,7 @@ def main() -> int:
         "switch_interval_ms": args.switch_interval_ms,
         "hooks_only": args.hooks_only,
         "loop_profiles": loop_profiles,
+        "gc_stats": gc_stats,
         "client_error_kinds": {"bare": bare.error_kinds, "addon": addon.error_kinds},
     }
     name = "proxy"  # what-if runs never overwrite the figures
@@ -571,10 +611,30 @@ def main() -> int:
         name += f"_switch_{args.switch_interval_ms:g}ms"
     if args.diagnose:
         name += "_diagnose"
+    if args.gc_stats:
+        name += "_gc"
     if args.quick:
         name += "-quick"
     write_results(name, facts, settings, results, time.monotonic() - t_start)
     return 0
+
+
+def read_gc_stats(tmp: Path) -> dict:
+    """Each mitmdump's garbage collections (--gc-stats), printed and returned."""
+    out = {}
+    for name in ("bare", "addon"):
+        path = tmp / f"{name}.gc.json"
+        if path.exists():
+            out[name] = json.loads(path.read_text())
+    print_table(
+        "garbage collections in each mitmdump (count, seconds) by generation; live objects at exit",
+        ["proxy", "gen0", "gen0 s", "gen1", "gen1 s", "gen2", "gen2 s", "objects"],
+        [
+            [name, *(v for g in ("0", "1", "2") for v in d["generations"][g]), d["objects"]]
+            for name, d in out.items()
+        ],
+    )
+    return out
 
 
 def diagnose(tmp: Path, top: int = 25) -> dict:

@@ -86,7 +86,11 @@ class PostgresStore(BaseStore):
     async def open(self) -> None:
         if self._pool is not None:
             return
-        settings = {"application_name": "llmprof"}
+        # Custom plans always: asyncpg prepares every statement, and after five runs
+        # PostgreSQL may switch to a generic plan, which for `uid = ANY($1)` guesses a
+        # big array and scans the whole traces table (measured: a batch's lookups went
+        # from 2 to 60 us per trace, and grow with the table).
+        settings = {"application_name": "llmprof", "plan_cache_mode": "force_custom_plan"}
         settings |= {"search_path": f'"{self.schema}"'} if self.schema else {}
         settings |= {"default_transaction_read_only": "on"} if self.readonly else {}
         try:

@@ -1074,3 +1074,20 @@ async def test_turns_follow_start_times_when_calls_arrive_out_of_order(store: Ba
     assert [c["turn"] for c in run["calls"]] == [1, 2, 3, 4, 5, 6]
     assert [c["prompt_tokens"] for c in run["calls"]] == [100, 200, 300, 400, 500, 600]
     assert (run["first_prompt_tokens"], run["last_prompt_tokens"], run["turns"]) == (100, 600, 6)
+
+
+async def test_lookups_stay_indexed_after_many_batches(make_store) -> None:
+    """The writer runs the same statements thousands of times. On PostgreSQL, after
+    five runs a prepared statement may switch to a generic plan that scans the whole
+    traces table for `uid = ANY($1)`; the store's connections forbid that."""
+    store = await make_store()
+    reader = await make_store(readonly=True)
+    for i in range(8):  # more than five runs of each prepared lookup
+        await store.record_many([tr(uid=f"b{i}-{k}", ts=1_700_000_000.0 + i * 10 + k)
+                                 for k in range(3)])  # fmt: skip
+    assert await store.count() == 24
+    if store.backend != "postgresql":
+        return
+    for s in (store, reader):
+        async with s.pool.acquire() as con:
+            assert await con.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
