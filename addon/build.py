@@ -22,6 +22,8 @@ from .analysis.profile import profile
 from .capture import Exchange
 from .extract import build_trace
 
+WORKER_NICE = 10  # added to the workers' nice value (lower CPU priority than the proxy)
+
 # (trace or None, problems, parse failure traceback, analysis failure traceback)
 Built = tuple[Trace | None, list[str], str | None, str | None]
 
@@ -86,6 +88,12 @@ def worker_init() -> None:
     notice a parent killed with SIGKILL, and must not linger."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
+    try:
+        # Recording is background work: when the cores are busy, the proxy (and the
+        # clients and servers on this machine) go first; the queue absorbs the lag.
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
     _warm()
 
     def watch() -> None:

@@ -366,3 +366,19 @@ async def test_a_killed_worker_loses_nothing_and_doubles_nothing(tmp_path, caplo
         calls = (await s.session("k"))["calls"]
     assert [c["turn"] for c in calls] == list(range(1, n + 1))
     assert len({c["id"] for c in calls}) == n
+
+
+def test_workers_run_at_a_lower_cpu_priority_than_the_proxy():
+    """The addon's workers (as recorder.py makes them) are niced: on busy cores the
+    proxy and its clients go first."""
+    import os
+
+    from addon.build import WORKER_NICE
+    from addon.recorder import _workers
+
+    pool = _workers(1)
+    try:
+        niceness = pool.submit(os.nice, 0).result(timeout=60)
+    finally:
+        pool.shutdown()
+    assert niceness == min(os.nice(0) + WORKER_NICE, 19)
