@@ -163,7 +163,8 @@ class LLMProf:
             body_retention_days=_env_days("LLMPROF_BODY_RETENTION_DAYS"),
             stats_interval=opts.llmprof_stats_s,
             executor=partial(_workers, opts.llmprof_workers) if opts.llmprof_workers else None,
-            worker_db_url=url,
+            # An in-memory SQLite database lives in one process: the proxy writes it.
+            worker_db_url=None if storage.parse_db_url(url) == ("sqlite", ":memory:") else url,
             concurrency=opts.llmprof_workers,
         )
         self.writer.start()

@@ -26,6 +26,7 @@ from .build import Built, build_batch
 from .capture import Exchange
 
 WRITE_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass
@@ -70,7 +71,11 @@ class _Sink:
     def close(self) -> None:
         store, self.store = self.store, None
         if store is not None and not self.loop.is_closed():
-            self.loop.run_until_complete(_quiet_close(store))
+            # Bounded: a connection stuck on a dead server must not hold the worker.
+            try:
+                self.loop.run_until_complete(asyncio.wait_for(_quiet_close(store), CLOSE_TIMEOUT))
+            except TimeoutError:
+                pass
 
 
 _sinks: dict[str, _Sink] = {}

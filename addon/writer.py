@@ -32,6 +32,7 @@ RETRY_MIN, RETRY_MAX = 0.5, 30.0
 PRUNE_EVERY = 600.0  # seconds between retention rounds
 COLLECT_NAP = 0.02  # seconds between drains of the queue while a batch fills
 WORKER_WRITE_TRIES = 5  # failed worker writes in a row before this process writes instead
+WORKER_WRITE_PAUSE = 600.0  # seconds before the workers are given the writes again
 
 
 class Writer:
@@ -72,6 +73,8 @@ class Writer:
         # None: traces come back here to be written.
         self.worker_db_url = worker_db_url
         self._worker_failures = 0
+        self._worker_url: str | None = None  # set while the workers' writes are paused
+        self._worker_retry_at = 0.0
         # Batches in flight at once: one per worker process, when the workers write.
         self.concurrency = max(1, concurrency)
         self._inflight: set[asyncio.Task] = set()
@@ -194,6 +197,7 @@ class Writer:
         ]
         if not jobs or self.spool or not await self._ensure_store():
             return
+        await self._settle()  # no batch of ours is writing while rows are deleted
         for days, bodies_only in jobs:
             cutoff, total = time.time() - days * 86400, 0
             while not self._stopping and self.queue.empty():
@@ -273,17 +277,23 @@ class Writer:
         if outcome.written:
             self._worker_failures = 0
         if outcome.error is not None:
+            # Only a failure while this process saw the store healthy counts against
+            # the workers: batches that fail together in one outage count once.
+            if self._store_down_since is None:
+                self._worker_failures += 1
             self._store_failed(outcome.error)  # the worker could not write: keep them here
-            self._worker_failures += 1
-            if self._worker_failures >= WORKER_WRITE_TRIES:
+            if self._worker_failures >= WORKER_WRITE_TRIES and self.worker_db_url:
                 # The workers' connections keep failing where this process's does not
-                # (once the spool replays): stop handing them the writes.
+                # (the spool replays in between): write from here for a while.
                 log.error(
                     "llmprof: analysis workers cannot write to the database (%s); "
-                    "writing from the proxy process instead",
+                    "writing from the proxy process for the next %.0f s",
                     outcome.error,
+                    WORKER_WRITE_PAUSE,
                 )
-                self.worker_db_url = None
+                self._worker_url, self.worker_db_url = self.worker_db_url, None
+                self._worker_retry_at = time.monotonic() + WORKER_WRITE_PAUSE
+                self._worker_failures = 0
         if traces:
             await self._write(traces)
 
@@ -295,6 +305,8 @@ class Writer:
                 self.executor = make()
             except (OSError, RuntimeError) as e:
                 log.error("llmprof: cannot start analysis workers (%s); analysing in-process", e)
+        if self._worker_url and time.monotonic() >= self._worker_retry_at:
+            self.worker_db_url, self._worker_url = self._worker_url, None  # try them again
         if self.executor is not None:
             # While calls wait in the spool (or the store is failing), the worker only
             # builds: this task writes, after the spool, so the order holds.

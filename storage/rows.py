@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -74,10 +75,38 @@ def pack_bodies(trace: Trace, raw_request: bytes | None = None) -> bytes | None:
 
 
 def unpack_bodies(blob: bytes) -> list[Any]:
-    """pack_bodies' inverse: the documents in BODY_FIELDS order."""
+    """pack_bodies' inverse: the documents in BODY_FIELDS order, made JSON-safe."""
     if not hasattr(_zstd, "d"):
         _zstd.d = zstandard.ZstdDecompressor()
-    return json.loads(_zstd.d.decompress(bytes(blob)).decode("utf-8", "surrogatepass"))
+    return json_safe_loads(_zstd.d.decompress(bytes(blob)).decode("utf-8", "surrogatepass"))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe_loads(text: str) -> Any:
+    """json.loads for stored documents, returning what any JSON encoder can write:
+    NaN and Infinity (which Python's JSON reads, but JSON has not) become null, and
+    lone surrogates (a client's cut emoji escape) become U+FFFD, as they would in
+    any UTF-8 text. Bodies keep them as sent; readers get valid JSON."""
+    value = json.loads(text, parse_constant=_no_constant)
+    if "\\ud" in text or "\\uD" in text or _SURROGATE.search(text):
+        value = _no_surrogates(value)  # rare: only then walk the document
+    return value
+
+
+def _no_constant(_name: str) -> None:
+    return None
+
+
+def _no_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def prepare(trace: Trace, raw_request: bytes | None = None) -> Trace:
@@ -120,5 +149,6 @@ def with_bodies(item: dict[str, Any], row: Mapping[str, Any] | None) -> dict[str
         item.update(zip(BODY_FIELDS, unpack_bodies(row["packed"]), strict=True))
         return item
     for name in BODY_FIELDS:
-        item[name] = loads(row[name]) if row is not None else None
+        value = row[name] if row is not None else None
+        item[name] = json_safe_loads(value) if isinstance(value, str) else value
     return item

@@ -146,3 +146,19 @@ def test_bad_retention_setting_is_a_startup_error(tmp_path, monkeypatch):
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError, match="LLMPROF_RETENTION_DAYS='a month'"):
             tctx.configure(addon, llmprof_db_url=f"sqlite:///{tmp_path}/x.db")
+
+
+async def test_workers_write_unless_the_database_lives_in_this_process(tmp_path):
+    """With workers the writes go to them (their own connections), except for an
+    in-memory SQLite database, which only this process can see."""
+    for url, expected in ((f"sqlite:///{tmp_path}/w.db", f"sqlite:///{tmp_path}/w.db"),
+                          ("sqlite::memory:", None)):  # fmt: skip
+        addon = LLMProf()
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, llmprof_db_url=url, llmprof_workers=1)
+            addon.running()
+            try:
+                assert addon.writer.worker_db_url == expected
+                assert addon.writer.concurrency == 1
+            finally:
+                await addon.done()

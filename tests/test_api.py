@@ -171,3 +171,28 @@ async def test_the_api_cannot_write(db_url):
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
                 await ro.pool.execute("DELETE FROM traces")
         assert await ro.count() == 1
+
+
+def test_a_body_json_cannot_carry_still_answers(tmp_path):
+    """A request body with NaN and a cut emoji escape (a lone surrogate) is stored as
+    sent; its trace still answers 200 with valid JSON (null and U+FFFD)."""
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    odd = {"temperature": float("nan"), "messages": [{"role": "user", "content": "hi \ud83d"}]}
+
+    async def write() -> int:
+        async with storage.make_store(url) as s:
+            (trace_id,) = await s.record_many([Trace(uid="odd", request=odd)])
+            return trace_id
+
+    trace_id = asyncio.run(write())
+    server = Server(url)
+    try:
+        with httpx.Client(base_url=server.url) as c:
+            r = c.get(f"/api/traces/{trace_id}")
+    finally:
+        server.stop()
+    assert r.status_code == 200
+    assert r.json()["request"] == {
+        "temperature": None,
+        "messages": [{"role": "user", "content": "hi \ufffd"}],
+    }
