@@ -25,7 +25,7 @@ from storage.trace import Trace
 from .build import Built, build_batch
 from .capture import Exchange
 
-WRITE_TIMEOUT = 30.0
+WRITE_TIMEOUT = 30.0  # seconds a store may take to open or to write a batch
 CLOSE_TIMEOUT = 5.0
 
 
@@ -60,7 +60,7 @@ class _Sink:
                 try:
                     run(asyncio.wait_for(store.open(), WRITE_TIMEOUT))
                 except BaseException:
-                    run(_quiet_close(store))
+                    run(quiet_close(store))
                     raise
                 self.store = store
             run(asyncio.wait_for(self.store.record_many(traces), WRITE_TIMEOUT))
@@ -73,7 +73,7 @@ class _Sink:
         if store is not None and not self.loop.is_closed():
             # Bounded: a connection stuck on a dead server must not hold the worker.
             try:
-                self.loop.run_until_complete(asyncio.wait_for(_quiet_close(store), CLOSE_TIMEOUT))
+                self.loop.run_until_complete(asyncio.wait_for(quiet_close(store), CLOSE_TIMEOUT))
             except TimeoutError:
                 pass
 
@@ -102,7 +102,8 @@ def build_and_record(batch: list[Exchange], db_url: str | None) -> Outcome:
     return Outcome(stored, len(traces), build_s=t1 - t0, write_s=time.perf_counter() - t1)
 
 
-async def _quiet_close(store: BaseStore) -> None:
+async def quiet_close(store: BaseStore) -> None:
+    """Close a store that may be broken; the writer and the workers both use it."""
     try:
         await store.close()
     except Exception:  # noqa: BLE001 - a broken connection may fail to close; nothing to save

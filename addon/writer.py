@@ -23,11 +23,10 @@ from storage.trace import Trace
 
 from .build import Built, build_batch
 from .capture import Exchange
-from .sink import Outcome, build_and_record
+from .sink import WRITE_TIMEOUT, Outcome, build_and_record, quiet_close
 from .spool import Spool
 
 log = logging.getLogger("llmprof")
-WRITE_TIMEOUT = 30.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 PRUNE_EVERY = 600.0  # seconds between retention rounds
 COLLECT_NAP = 0.02  # seconds between drains of the queue while a batch fills
@@ -403,7 +402,7 @@ class Writer:
         try:
             await asyncio.wait_for(store.open(), WRITE_TIMEOUT)
         except Exception as e:  # noqa: BLE001
-            await _quiet_close(store)
+            await quiet_close(store)
             self._store_failed(e)
             return False
         self.store = store
@@ -418,13 +417,6 @@ class Writer:
             )
         if self.store is not None:
             store, self.store = self.store, None
-            asyncio.get_running_loop().create_task(_quiet_close(store))
+            asyncio.get_running_loop().create_task(quiet_close(store))
         self._retry_at = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
-
-
-async def _quiet_close(store: BaseStore) -> None:
-    try:
-        await store.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to save
-        pass

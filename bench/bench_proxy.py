@@ -517,6 +517,13 @@ def main() -> int:
         try:
             upstream = Upstream()
             env = {"LLMPROF_TEST_UPSTREAM": upstream.address, "LLMPROF_HOME": str(tmp / "home")}
+
+            def diagnostics(name: str) -> dict[str, str]:  # where a proxy's --diagnose and
+                return {  # --gc-stats reports go
+                    "BENCH_LOOP_PROFILE": str(tmp / f"{name}.prof"),
+                    "BENCH_GC_STATS": str(tmp / f"{name}.gc.json"),
+                }
+
             first = [tmp / "bench_redirect.py"]
             if args.switch_interval_ms is not None:
                 (tmp / "switch.py").write_text(
@@ -534,9 +541,7 @@ def main() -> int:
                     tmp,
                     "bare",
                     [*first, tmp / "stream_all.py"],
-                    env
-                    | {"BENCH_LOOP_PROFILE": str(tmp / "bare.prof")}
-                    | {"BENCH_GC_STATS": str(tmp / "bare.gc.json")},
+                    env | diagnostics("bare"),
                     [],
                 )
             )
@@ -549,9 +554,7 @@ def main() -> int:
                     tmp,
                     "addon",
                     [*first, ROOT / "addon" / "llmprof.py", *last],
-                    env
-                    | {"BENCH_LOOP_PROFILE": str(tmp / "addon.prof")}
-                    | {"BENCH_GC_STATS": str(tmp / "addon.gc.json")},
+                    env | diagnostics("addon"),
                     ["--set", f"llmprof_db_url=sqlite:///{db}"],
                 )
             )
